@@ -1,0 +1,39 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
+
+.PHONY: install demo test dev lint lock clean
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+install: $(BIN)/.installed  ## virtual environment with the pinned packages
+
+demo: install  ## materialize every asset for three months from an offline sample source
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/taxi-platform demo
+
+test: install  ## the whole suite: unit, integration, end-to-end
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+dev: install  ## Dagster UI and daemon on http://127.0.0.1:3000
+	@mkdir -p $(DAGSTER_HOME)
+	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m taxi_platform.definitions
+
+lint: install
+	$(BIN)/ruff check taxi_platform tests
+
+lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
+	rm -rf /tmp/taxi-lock && $(PYTHON) -m venv /tmp/taxi-lock
+	/tmp/taxi-lock/bin/pip install --quiet . '.[test]'
+	/tmp/taxi-lock/bin/pip freeze --exclude taxi-platform > requirements.lock
+
+clean:
+	rm -rf data .dagster_home

@@ -1,0 +1,75 @@
+"""bronze/<colour>_tripdata: each month as landed, every row of the file as text, plus filename."""
+
+
+from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+
+from taxi_platform.assets.common import (
+    INGEST_BACKFILL_POLICY,
+    TRANSIENT_RETRY_POLICY,
+    WAREHOUSE_POOL,
+    bad_input_fails_once,
+    column_schema,
+    months_of,
+    months_table,
+)
+from taxi_platform.assets.lake import lake_key
+from taxi_platform.files import check_header, read_header
+from taxi_platform.partitions import monthly_partitions
+from taxi_platform.resources.lake import LakeResource
+from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.schemas import SCHEMAS, TripSchema
+
+
+def build_bronze_asset(schema: TripSchema):
+    table = f"bronze.{schema.table}"
+
+    @asset(
+        key=AssetKey(["bronze", schema.table]),
+        deps=[AssetKey(["lake", schema.table])],
+        group_name="bronze",
+        partitions_def=monthly_partitions,
+        backfill_policy=INGEST_BACKFILL_POLICY,
+        retry_policy=TRANSIENT_RETRY_POLICY,
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb", "table"},
+        tags={"colour": schema.colour, "layer": "bronze"},
+        owners=["team:data-platform"],
+        metadata={"dagster/table_name": table},
+        description=(
+            f"The {schema.colour} month as landed, in the warehouse table `{table}`: every row "
+            "of the file, the file's columns (names lower-cased) as text, plus `filename`. "
+            "Before loading, the header is checked against the column contract "
+            "(`taxi_platform/schemas.py`): a renamed, missing or extra column fails the month "
+            "and leaves every loaded month as it was. A month's rows are replaced in one "
+            "transaction, never appended."
+        ),
+    )
+    def bronze_tripdata(context: AssetExecutionContext, lake: LakeResource,
+                        warehouse: WarehouseResource) -> MaterializeResult:
+        rows = []
+        for month in months_of(context):
+            filename = schema.filename(month)
+            with bad_input_fails_once(), lake.local_copy(lake_key(schema, month)) as path:
+                check_header(read_header(path, file=filename, partition=month), schema,
+                             file=filename, partition=month)
+                result = warehouse.load_bronze(schema, month, filename, str(path))
+            context.log.info(f"{filename}: {result.rows:,} rows landed in {table}")
+            rows.append({"month": month, "file": filename, "rows": result.rows})
+        metadata = {
+            "dagster/row_count": sum(r["rows"] for r in rows),
+            "dagster/column_schema": column_schema(
+                [(c, "VARCHAR", "as in the file") for c in schema.sql_names]
+                + [("filename", "VARCHAR", "the source file")]),
+            "table": table,
+        }
+        if len(rows) == 1:
+            metadata["file"] = rows[0]["file"]
+            metadata["preview"] = MetadataValue.md(warehouse.preview_markdown(table, rows[0]["file"]))
+        else:
+            metadata["months"] = months_table(rows)
+        return MaterializeResult(metadata=metadata)
+
+    return bronze_tripdata
+
+
+bronze_assets = [build_bronze_asset(schema) for schema in SCHEMAS.values()]

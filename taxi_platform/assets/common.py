@@ -1,0 +1,66 @@
+"""What every ingestion layer shares: the retry policy, clear failures, per-month loops."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+from dagster import (
+    AssetExecutionContext,
+    Backoff,
+    BackfillPolicy,
+    Failure,
+    Jitter,
+    MetadataValue,
+    RetryPolicy,
+    TableColumn,
+    TableSchema,
+)
+
+from taxi_platform.errors import BadInputError
+
+# Transient trouble (connection loss, 5xx, a busy database) is retried with exponential
+# backoff and jitter; bad input raises Failure(allow_retries=False) and fails once.
+TRANSIENT_RETRY_POLICY = RetryPolicy(
+    max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+
+# One run may carry many months (`--partition-range`, single-run backfills); every month is
+# still written in its own transaction.
+INGEST_BACKFILL_POLICY = BackfillPolicy.single_run()
+
+# Steps that write the warehouse share one pool (Kestra's `concurrency: limit: 1`).
+WAREHOUSE_POOL = "taxi_warehouse"
+
+
+@contextlib.contextmanager
+def bad_input_fails_once() -> Iterator[None]:
+    """Turn a BadInputError into a Dagster Failure with the message on top and no retry."""
+    try:
+        yield
+    except BadInputError as exc:
+        raise Failure(description=str(exc), metadata=exc.metadata, allow_retries=False) from exc
+
+
+def months_of(context: AssetExecutionContext) -> list[str]:
+    """The partition keys this step must process, in order (one, or a range)."""
+    return list(context.partition_keys)
+
+
+def column_schema(columns: list[tuple[str, str, str]]) -> TableSchema:
+    return TableSchema(columns=[TableColumn(name, type_, description) for name, type_, description in columns])
+
+
+def months_table(rows: list[dict]) -> MetadataValue:
+    """A markdown table of per-month figures, for steps that processed several months."""
+    if not rows:
+        return MetadataValue.md("")
+    names = list(rows[0])
+    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(str(r[n]) for n in names) + " |" for r in rows]
+    return MetadataValue.md("\n".join(lines))
+
+
+def tag_run(context: AssetExecutionContext, colour: str, filenames: list[str]) -> None:
+    """Label the run with the colour and file(s) it loads, as the Kestra flows did."""
+    value = filenames[0] if len(filenames) == 1 else f"{filenames[0]} .. {filenames[-1]}"
+    context.instance.add_run_tags(context.run_id, {f"taxi/{colour}": value})

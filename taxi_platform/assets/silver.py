@@ -1,0 +1,116 @@
+"""silver/<colour>_tripdata: typed, keyed by unique_row_id, deduplicated, one month per file."""
+
+
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetKey,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from taxi_platform.assets.common import (
+    INGEST_BACKFILL_POLICY,
+    TRANSIENT_RETRY_POLICY,
+    WAREHOUSE_POOL,
+    bad_input_fails_once,
+    column_schema,
+    months_of,
+    months_table,
+)
+from taxi_platform.partitions import monthly_partitions
+from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.schemas import SCHEMAS, SILVER_EXTRA_COLUMNS, TripSchema
+from taxi_platform.settings import Settings
+
+
+def build_silver_asset(schema: TripSchema):
+    table = f"silver.{schema.table}"
+    key = AssetKey(["silver", schema.table])
+
+    @asset(
+        key=key,
+        deps=[AssetKey(["bronze", schema.table])],
+        group_name="silver",
+        partitions_def=monthly_partitions,
+        backfill_policy=INGEST_BACKFILL_POLICY,
+        retry_policy=TRANSIENT_RETRY_POLICY,
+        pool=WAREHOUSE_POOL,
+        kinds={"duckdb", "table"},
+        tags={"colour": schema.colour, "layer": "silver"},
+        owners=["team:data-platform"],
+        metadata={"dagster/table_name": table},
+        check_specs=[
+            AssetCheckSpec("unique_row_id_is_unique", asset=key,
+                           description="No unique_row_id appears twice in the whole table."),
+            AssetCheckSpec("no_rows_quarantined", asset=key,
+                           description="Every row of the month's file could be typed (WARN: "
+                                       f"see {table}_quarantine for the file, line and reason)."),
+        ],
+        description=(
+            f"The {schema.colour} trips typed and keyed, in `{table}`: the file's columns "
+            "(names lower-cased) with their types, `filename`, and `unique_row_id` = md5 of "
+            "`vendorid|pickup|dropoff|pulocationid|dolocationid|fare_amount|trip_distance` "
+            "(the old flows' key, with fare and distance so a voided trip's negated twin stays "
+            "a separate row). Duplicates within a file collapse to the first in file order; an "
+            "id owned by an earlier month's file stays there. Rows that cannot be typed go to "
+            f"`{table}_quarantine` with their line and reason; above TAXI_MAX_QUARANTINE_FRACTION "
+            "the month fails instead. A month's rows are replaced in one transaction."
+        ),
+    )
+    def silver_tripdata(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
+        max_fraction = Settings.from_env().max_quarantine_fraction
+        results = []
+        for month in months_of(context):
+            filename = schema.filename(month)
+            with bad_input_fails_once():
+                r = warehouse.build_silver(schema, month, filename, max_fraction)
+            context.log.info(
+                f"{filename}: {r.rows_in:,} rows in, {r.rows_out:,} in {table}, "
+                f"{r.duplicates_collapsed} duplicates collapsed, {r.rows_quarantined} quarantined")
+            results.append((month, r))
+
+        duplicated = warehouse.query(
+            f"SELECT count(*) FROM (SELECT unique_row_id FROM {table} GROUP BY 1 HAVING count(*) > 1)")[0][0]
+        quarantined = [(m, r) for m, r in results if r.rows_quarantined]
+        quarantine_detail = "; ".join(
+            f"{r.filename} (partition {m}): {r.rows_quarantined} rows, "
+            + ", ".join(f"column {c} {n} rows e.g. {ex}" for c, n, ex in r.quarantine_reasons)
+            for m, r in quarantined)
+        checks = [
+            AssetCheckResult(check_name="unique_row_id_is_unique", passed=duplicated == 0,
+                             metadata={"duplicated_ids": duplicated}),
+            AssetCheckResult(check_name="no_rows_quarantined", passed=not quarantined,
+                             severity=AssetCheckSeverity.WARN,
+                             description=quarantine_detail or None,
+                             metadata={"rows_quarantined": sum(r.rows_quarantined for _, r in results),
+                                       "quarantine_table": f"{table}_quarantine"}),
+        ]
+        metadata = {
+            "dagster/row_count": sum(r.rows_out for _, r in results),
+            "rows_in": sum(r.rows_in for _, r in results),
+            "duplicates_collapsed": sum(r.duplicates_collapsed for _, r in results),
+            "duplicates_in_other_files": sum(r.duplicates_in_other_files for _, r in results),
+            "rows_quarantined": sum(r.rows_quarantined for _, r in results),
+            "pickups_outside_month": sum(r.pickups_outside_month for _, r in results),
+            "dagster/column_schema": column_schema(
+                [(name, "VARCHAR", text) for name, text in SILVER_EXTRA_COLUMNS.items()]
+                + [(c.sql_name, c.type, c.description) for c in schema.columns]),
+            "table": table,
+        }
+        if len(results) == 1:
+            metadata["preview"] = MetadataValue.md(warehouse.preview_markdown(table, results[0][1].filename))
+        else:
+            metadata["months"] = months_table([
+                {"month": m, "rows_in": r.rows_in, "rows_out": r.rows_out,
+                 "duplicates": r.duplicates_collapsed, "quarantined": r.rows_quarantined}
+                for m, r in results])
+        return MaterializeResult(metadata=metadata, check_results=checks)
+
+    return silver_tripdata
+
+
+silver_assets = [build_silver_asset(schema) for schema in SCHEMAS.values()]

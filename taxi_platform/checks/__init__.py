@@ -1,0 +1,3 @@
+"""Asset checks that are not defined inside an asset (the GX suites live here)."""
+
+all_checks: list = []

@@ -1,0 +1,33 @@
+"""Resources: where files come from (source), where they are kept (lake), where they land (warehouse)."""
+
+from __future__ import annotations
+
+from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
+from taxi_platform.resources.lake import LakeResource, LocalLakeResource
+from taxi_platform.resources.source import TaxiSourceResource
+from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.settings import Settings
+
+
+def build_lake(settings: Settings) -> LakeResource:
+    if settings.lake == "local":
+        return LocalLakeResource(root=str(settings.lake_dir))
+    raise ValueError(f"TAXI_LAKE={settings.lake!r} is not a lake this build knows (use: local)")
+
+
+def build_warehouse(settings: Settings) -> WarehouseResource:
+    if settings.warehouse == "duckdb":
+        return DuckDBWarehouseResource(path=str(settings.duckdb_path),
+                                       memory_limit=settings.duckdb_memory_limit)
+    raise ValueError(
+        f"TAXI_WAREHOUSE={settings.warehouse!r} is not a warehouse this build knows (use: duckdb)")
+
+
+def resources_from_env(settings: Settings | None = None) -> dict:
+    """The resources of the one Definitions, configured from the environment."""
+    settings = settings or Settings.from_env()
+    return {
+        "source": TaxiSourceResource(base_url=settings.source_url, download_dir=str(settings.raw_dir)),
+        "lake": build_lake(settings),
+        "warehouse": build_warehouse(settings),
+    }

@@ -1,0 +1,260 @@
+"""The embedded default warehouse: one DuckDB file, no server.
+
+DuckDB lets one process write a file at a time, so every operation opens its own connection
+and waits for the lock when another step holds it (steps of one run are separate processes).
+Each month's write is one transaction: delete the file's rows, insert them again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import duckdb
+from dagster import get_dagster_logger
+from pydantic import Field
+
+from taxi_platform.errors import BadInputError
+from taxi_platform.resources.warehouse import BronzeResult, SilverResult, WarehouseResource
+from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
+from taxi_platform.partitions import month_bounds
+
+_SQL_TYPES = {INTEGER: "INTEGER", TIMESTAMP: "TIMESTAMP", DOUBLE: "DOUBLE", TEXT: "VARCHAR"}
+_KEY_AMOUNTS = ("fare_amount", "trip_distance")
+
+
+def _fault_point(name: str) -> None:
+    """Fault injection for the crash-safety test: with TAXI_FAULT_HANG_AT=<name>, write the
+    marker file TAXI_FAULT_MARKER and hang here (mid-transaction) until killed."""
+    if os.environ.get("TAXI_FAULT_HANG_AT") == name:
+        Path(os.environ["TAXI_FAULT_MARKER"]).write_text(str(os.getpid()))
+        time.sleep(3600)
+
+
+def _typed(column: str, kind: str) -> str:
+    """SQL turning the landed text ``column`` into its silver type (NULL when it cannot)."""
+    if kind == INTEGER:
+        # TRY_CAST('1.5' AS INTEGER) rounds to 2; accept only whole numbers ('1', '1.0').
+        return (f"CASE WHEN TRY_CAST({column} AS DOUBLE) = floor(TRY_CAST({column} AS DOUBLE)) "
+                f"THEN TRY_CAST(TRY_CAST({column} AS DOUBLE) AS INTEGER) END")
+    return f"TRY_CAST({column} AS {_SQL_TYPES[kind]})"
+
+
+def _key_text(column: str, kind: str) -> str:
+    """A key column as the text hashed into unique_row_id (from the typed temp table)."""
+    if kind == TIMESTAMP:
+        return f"coalesce(strftime({column}, '%Y-%m-%d %H:%M:%S'), '')"
+    if column in _KEY_AMOUNTS:
+        # From the landed text through DECIMAL: rounds half away from zero, as PostgreSQL's
+        # numeric and BigQuery's NUMERIC do, and DECIMAL has no negative zero.
+        return f"coalesce(CAST(round({column}__dec, 2) AS DECIMAL(38, 2))::VARCHAR, '')"
+    return f"coalesce(CAST({column} AS VARCHAR), '')"
+
+
+class DuckDBWarehouseResource(WarehouseResource):
+    """The DuckDB file that holds bronze, silver and the dbt models (TAXI_DUCKDB_PATH)."""
+
+    path: str = Field(default="data/warehouse.duckdb", description="TAXI_DUCKDB_PATH")
+    memory_limit: str = Field(default="4GB", description="DuckDB memory_limit (TAXI_DUCKDB_MEMORY_LIMIT)")
+    lock_timeout_seconds: float = Field(default=1800.0, description="how long to wait for the file lock")
+
+    @property
+    def name(self) -> str:
+        return "duckdb"
+
+    @contextlib.contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline, wait, warned = time.monotonic() + self.lock_timeout_seconds, 0.1, False
+        while True:
+            try:
+                conn = duckdb.connect(self.path, read_only=read_only,
+                                      config={"memory_limit": self.memory_limit})
+                break
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                if not warned:
+                    get_dagster_logger().info(f"waiting for the DuckDB lock on {self.path}")
+                    warned = True
+                time.sleep(wait)
+                wait = min(wait * 2, 2.0)
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    # -- generic -------------------------------------------------------------------------
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        with self.connect() as conn:
+            return conn.execute(sql, params or []).fetchall()
+
+    def describe(self, table: str) -> list[tuple[str, str]]:
+        schema, _, name = table.rpartition(".")
+        return self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema or "main", name])
+
+    def preview_markdown(self, table: str, filename: str, limit: int = 5) -> str:
+        with self.connect() as conn:
+            rel = conn.execute(f"SELECT * FROM {table} WHERE filename = ? LIMIT {int(limit)}", [filename])
+            names = [d[0] for d in rel.description]
+            rows = rel.fetchall()
+        lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+        lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+        return "\n".join(lines)
+
+    # -- bronze --------------------------------------------------------------------------
+    def load_bronze(self, schema: TripSchema, partition: str, filename: str, path: str) -> BronzeResult:
+        table = f"bronze.{schema.table}"
+        cols = ", ".join(f'"{c}" VARCHAR' for c in schema.sql_names)
+        csv_columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in schema.sql_names) + "}"
+        with self.connect() as conn:
+            conn.execute("CREATE SCHEMA IF NOT EXISTS bronze")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, filename VARCHAR)")
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                conn.execute(f"DELETE FROM {table} WHERE filename = ?", [filename])
+                # Columns by position (the header was checked against the contract already);
+                # every field as text: typing is silver's job, so nothing is lost here.
+                conn.execute(
+                    f"INSERT INTO {table} SELECT *, ? FROM read_csv(?, header = true, "
+                    f"columns = {csv_columns}, auto_detect = false, delim = ',', quote = '\"', "
+                    "escape = '\"', strict_mode = true, compression = 'auto')",
+                    [filename, str(path)])
+                rows = conn.execute(f"SELECT count(*) FROM {table} WHERE filename = ?",
+                                    [filename]).fetchone()[0]
+                if rows == 0:
+                    raise BadInputError(
+                        f"{filename} (partition {partition}) has a header but no trip rows; "
+                        "the previous load of this month (if any) is kept. Check the source file.",
+                        file=filename, partition=partition)
+                _fault_point("bronze")
+                conn.execute("COMMIT")
+            except duckdb.Error as exc:
+                conn.execute("ROLLBACK")
+                raise BadInputError(
+                    f"{filename} (partition {partition}) could not be loaded into {table}: "
+                    f"{str(exc).splitlines()[0]}. The file is probably truncated or malformed: "
+                    "re-materialize its raw and lake assets; if it persists, the source file "
+                    "itself is bad.", file=filename, partition=partition) from exc
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        return BronzeResult(filename, rows)
+
+    # -- silver --------------------------------------------------------------------------
+    def _silver_ddl(self, schema: TripSchema) -> list[str]:
+        typed = ", ".join(f'"{c.sql_name}" {_SQL_TYPES[c.type]}' for c in schema.columns)
+        raw = ", ".join(f'"{c}" VARCHAR' for c in schema.sql_names)
+        return [
+            "CREATE SCHEMA IF NOT EXISTS silver",
+            f"CREATE TABLE IF NOT EXISTS silver.{schema.table} "
+            f"(unique_row_id VARCHAR NOT NULL, filename VARCHAR NOT NULL, {typed})",
+            f"CREATE TABLE IF NOT EXISTS silver.{schema.table}_quarantine "
+            f"(filename VARCHAR, line_number BIGINT, reason VARCHAR, {raw})",
+        ]
+
+    def build_silver(self, schema: TripSchema, partition: str, filename: str,
+                     max_quarantine_fraction: float = 0.01) -> SilverResult:
+        bronze, silver = f"bronze.{schema.table}", f"silver.{schema.table}"
+        quarantine = f"silver.{schema.table}_quarantine"
+        typed_cols = ",\n  ".join(f'{_typed(c.sql_name, c.type)} AS "{c.sql_name}"' for c in schema.columns)
+        decimals = ",\n  ".join(f"TRY_CAST({c} AS DECIMAL(38, 4)) AS {c}__dec" for c in _KEY_AMOUNTS)
+        raw_cols = ",\n  ".join(f'"{c}" AS "{c}__raw"' for c in schema.sql_names)
+        # One reason per column that has text but no typed value.
+        reasons = ", ".join(
+            f"CASE WHEN {c}__raw IS NOT NULL AND trim({c}__raw) <> '' AND {c} IS NULL "
+            f"THEN '{c}: cannot read ''' || {c}__raw || ''' as {_SQL_TYPES[t]}' END"
+            for c, t in ((col.sql_name, col.type) for col in schema.columns))
+        key = " || '|' || ".join(_key_text(c, schema.column(c).type) for c in schema.key_columns)
+        silver_cols = ", ".join(f'"{c}"' for c in schema.sql_names)
+        raw_select = ", ".join(f'"{c}__raw"' for c in schema.sql_names)
+        start, end = month_bounds(partition)
+        log = get_dagster_logger()
+
+        with self.connect() as conn:
+            for ddl in self._silver_ddl(schema):
+                conn.execute(ddl)
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                # Type once, in file order (bronze keeps insertion order: rowid is file order).
+                conn.execute(f"""
+                    CREATE OR REPLACE TEMP TABLE _typed AS
+                    SELECT *, NULLIF(concat_ws('; ', {reasons}), '') AS reason FROM (
+                      SELECT row_number() OVER (ORDER BY rowid) + 1 AS line_number,
+                      {typed_cols},
+                      {decimals},
+                      {raw_cols}
+                      FROM {bronze} WHERE filename = ?)""", [filename])
+                rows_in, bad = conn.execute(
+                    "SELECT count(*), count(reason) FROM _typed").fetchone()
+                reasons_summary = self._quarantine_summary(conn, schema) if bad else []
+                if rows_in and bad / rows_in > max_quarantine_fraction:
+                    detail = "; ".join(f"{col}: {n} rows, e.g. {ex}" for col, n, ex in reasons_summary)
+                    raise BadInputError(
+                        f"{filename} (partition {partition}): {bad} of {rows_in} rows "
+                        f"({bad / rows_in:.1%}) cannot be typed, more than the "
+                        f"{max_quarantine_fraction:.1%} allowed (TAXI_MAX_QUARANTINE_FRACTION). "
+                        f"By column: {detail}. Silver for this month is unchanged; fix the file "
+                        "or the column contract in taxi_platform/schemas.py.",
+                        file=filename, partition=partition,
+                        column=reasons_summary[0][0] if reasons_summary else None)
+                conn.execute(f"DELETE FROM {quarantine} WHERE filename = ?", [filename])
+                conn.execute(f"INSERT INTO {quarantine} SELECT ?, line_number, reason, {raw_select} "
+                             "FROM _typed WHERE reason IS NOT NULL", [filename])
+                conn.execute(f"DELETE FROM {silver} WHERE filename = ?", [filename])
+                # Hash once; keep the first of each id in file order.
+                conn.execute(f"""
+                    CREATE OR REPLACE TEMP TABLE _keyed AS
+                    SELECT md5({key}) AS unique_row_id, line_number, {silver_cols}
+                    FROM _typed WHERE reason IS NULL""")
+                distinct = conn.execute("SELECT count(DISTINCT unique_row_id) FROM _keyed").fetchone()[0]
+                good = rows_in - bad
+                # An id already owned by an earlier month's file stays there (whatever the
+                # load order); a later file holding one of ours gives it up.
+                lo, hi = conn.execute(
+                    f'SELECT min("{schema.pickup}"), max("{schema.pickup}") FROM _keyed').fetchone()
+                others = (f"SELECT unique_row_id, filename FROM {silver} WHERE filename <> ? "
+                          f'AND "{schema.pickup}" BETWEEN ? AND ?')
+                conn.execute(f"""
+                    INSERT INTO {silver}
+                    SELECT unique_row_id, ? AS filename, {silver_cols} FROM _keyed k
+                    WHERE NOT EXISTS (SELECT 1 FROM ({others}) o
+                                      WHERE o.unique_row_id = k.unique_row_id AND o.filename < ?)
+                    QUALIFY row_number() OVER (PARTITION BY unique_row_id ORDER BY line_number) = 1
+                    ORDER BY line_number""", [filename, filename, lo, hi, filename])
+                conn.execute(f"""
+                    DELETE FROM {silver} WHERE filename > ? AND "{schema.pickup}" BETWEEN ? AND ?
+                    AND unique_row_id IN (SELECT unique_row_id FROM _keyed)""", [filename, lo, hi])
+                rows_out, outside = conn.execute(
+                    f'SELECT count(*), count(*) FILTER (WHERE "{schema.pickup}" < ? OR "{schema.pickup}" >= ?) '
+                    f"FROM {silver} WHERE filename = ?", [start, end, filename]).fetchone()
+                _fault_point("silver")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        if bad:
+            log.warning(f"{filename}: {bad} rows quarantined in {quarantine}")
+        return SilverResult(
+            filename=filename, rows_in=rows_in, rows_out=rows_out,
+            duplicates_collapsed=good - distinct, duplicates_in_other_files=distinct - rows_out,
+            rows_quarantined=bad, quarantine_reasons=reasons_summary,
+            pickups_outside_month=outside)
+
+    def _quarantine_summary(self, conn, schema: TripSchema) -> list[tuple[str, int, str]]:
+        """(column, rows, an example value) for every column with untypable text."""
+        summary = []
+        for col in schema.columns:
+            c = col.sql_name
+            n, example = conn.execute(
+                f"SELECT count(*), any_value({c}__raw) FROM _typed WHERE reason IS NOT NULL "
+                f"AND {c}__raw IS NOT NULL AND trim({c}__raw) <> '' AND {c} IS NULL").fetchone()
+            if n:
+                summary.append((c, n, repr(example)))
+        return summary

@@ -1,0 +1,93 @@
+"""The data lake: where each month's file is kept as an object.
+
+A lake implementation puts a local file under a key (``<colour>/<file>``), says what is
+stored there, and hands a local path back for loading. ``LocalLakeResource`` is a folder;
+a GCS implementation fits the same three methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from dagster import ConfigurableResource
+from pydantic import Field
+
+from taxi_platform.files import atomic_path, sha256_of
+
+
+@dataclass(frozen=True)
+class LakeObject:
+    key: str
+    uri: str
+    size: int
+    sha256: str
+    unchanged: bool = False  # True when the same bytes were already stored
+
+
+class LakeResource(ConfigurableResource):
+    """Base class of the lakes (the assets ask for this type)."""
+
+    def uri(self, key: str) -> str:
+        raise NotImplementedError
+
+    def stat(self, key: str) -> LakeObject | None:
+        raise NotImplementedError
+
+    def put(self, local_file: Path, key: str, sha256: str | None = None) -> LakeObject:
+        raise NotImplementedError
+
+    def local_copy(self, key: str):
+        """Context manager: a local path to the object's bytes while the block runs."""
+        raise NotImplementedError
+
+
+class LocalLakeResource(LakeResource):
+    """A folder standing in for a bucket: ``<root>/<colour>/<colour>_tripdata_YYYY-MM.csv.gz``.
+    Beside each object, ``<object>.json`` records its sha256 and size, like object metadata."""
+
+    root: str = Field(default="data/lake", description="TAXI_LAKE_DIR")
+
+    def _path(self, key: str) -> Path:
+        return Path(self.root) / key
+
+    def uri(self, key: str) -> str:
+        return self._path(key).resolve().as_uri()
+
+    def stat(self, key: str) -> LakeObject | None:
+        path, meta = self._path(key), self._path(key + ".json")
+        if not path.is_file() or not meta.is_file():
+            return None
+        info = json.loads(meta.read_text())
+        if info.get("size") != path.stat().st_size:
+            return None  # the object changed behind our back: treat as absent
+        return LakeObject(key, self.uri(key), info["size"], info["sha256"])
+
+    def put(self, local_file: Path, key: str, sha256: str | None = None) -> LakeObject:
+        """Store ``local_file`` under ``key``; skip the write when the same bytes are there."""
+        sha256 = sha256 or sha256_of(local_file)
+        size = os.path.getsize(local_file)
+        existing = self.stat(key)
+        if existing and existing.sha256 == sha256 and existing.size == size:
+            return LakeObject(key, existing.uri, size, sha256, unchanged=True)
+        path = self._path(key)
+        with atomic_path(path) as tmp:
+            tmp.unlink()
+            try:  # a hard link costs nothing when raw and lake share a disk
+                os.link(local_file, tmp)
+            except OSError:
+                import shutil
+
+                shutil.copyfile(local_file, tmp)
+        with atomic_path(self._path(key + ".json")) as tmp:
+            tmp.write_text(json.dumps({"sha256": sha256, "size": size}))
+        return LakeObject(key, self.uri(key), size, sha256)
+
+    @contextlib.contextmanager
+    def local_copy(self, key: str) -> Iterator[Path]:
+        """A local path to the object's bytes for as long as the block runs."""
+        yield self._path(key)

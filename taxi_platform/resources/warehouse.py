@@ -1,0 +1,66 @@
+"""The warehouse interface every backend implements, and the results it reports.
+
+The assets call only these methods, so they never branch on the backend:
+
+- ``load_bronze``: replace one file's rows in ``bronze.<colour>_tripdata`` (as landed, text);
+- ``build_silver``: replace one file's rows in ``silver.<colour>_tripdata`` (typed, keyed,
+  deduplicated), quarantining rows that cannot be typed;
+- ``query``: run SQL and return rows; ``describe``: a table's columns and types.
+
+unique_row_id contract (every backend must give the same id for the same row):
+lower-case hex md5 of ``vendorid|pickup|dropoff|pulocationid|dolocationid|fare_amount|trip_distance``
+where integers are decimal text, timestamps ``YYYY-MM-DD HH:MM:SS``, amounts and distances
+rounded half away from zero to two decimals and written with exactly two (``5.00``, ``-5.00``,
+``0.60``, never ``-0.00``), NULL is the empty string.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import ConfigurableResource
+
+from taxi_platform.schemas import TripSchema
+
+
+@dataclass
+class BronzeResult:
+    filename: str
+    rows: int
+
+
+@dataclass
+class SilverResult:
+    filename: str
+    rows_in: int  # bronze rows of the file
+    rows_out: int  # rows now in silver for the file
+    duplicates_collapsed: int  # same id twice in the file: kept the first in file order
+    duplicates_in_other_files: int  # id already owned by an earlier month's file
+    rows_quarantined: int
+    quarantine_reasons: list[tuple[str, int, str]] = field(default_factory=list)  # (column, rows, example)
+    pickups_outside_month: int = 0
+
+
+class WarehouseResource(ConfigurableResource):
+    """Base class of the warehouse backends (the assets ask for this type)."""
+
+    @property
+    def name(self) -> str:
+        raise NotImplementedError
+
+    def load_bronze(self, schema: TripSchema, partition: str, filename: str, path: str) -> BronzeResult:
+        raise NotImplementedError
+
+    def build_silver(self, schema: TripSchema, partition: str, filename: str,
+                     max_quarantine_fraction: float = 0.01) -> SilverResult:
+        raise NotImplementedError
+
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        raise NotImplementedError
+
+    def describe(self, table: str) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def preview_markdown(self, table: str, filename: str, limit: int = 5) -> str:
+        raise NotImplementedError

@@ -1,0 +1,54 @@
+"""Every setting the platform reads from the environment, with its default, in one place.
+
+Switch backends and locations with these variables, never with code edits:
+
+| variable | default | what |
+|---|---|---|
+| TAXI_DATA_DIR | ./data | root of local data: raw downloads, the local lake, the DuckDB file |
+| TAXI_SOURCE_URL | DataTalksClub release mirror | where the monthly files are published (http, file:// or a path) |
+| TAXI_LAKE | local | lake backend |
+| TAXI_LAKE_DIR | <TAXI_DATA_DIR>/lake | the local lake folder |
+| TAXI_WAREHOUSE | duckdb | warehouse backend |
+| TAXI_DUCKDB_PATH | <TAXI_DATA_DIR>/warehouse.duckdb | the DuckDB file |
+| TAXI_DUCKDB_MEMORY_LIMIT | 4GB | DuckDB's memory_limit |
+| TAXI_MAX_QUARANTINE_FRACTION | 0.01 | above this share of untypable rows a month fails instead of loading |
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from taxi_platform.resources.source import DEFAULT_SOURCE_URL
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    source_url: str
+    lake: str
+    lake_dir: Path
+    warehouse: str
+    duckdb_path: Path
+    duckdb_memory_limit: str
+    max_quarantine_fraction: float
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.data_dir / "raw"
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+        env = dict(os.environ if env is None else env)
+        data_dir = Path(env.get("TAXI_DATA_DIR") or "data").absolute()
+        return cls(
+            data_dir=data_dir,
+            source_url=env.get("TAXI_SOURCE_URL") or DEFAULT_SOURCE_URL,
+            lake=(env.get("TAXI_LAKE") or "local").lower(),
+            lake_dir=Path(env.get("TAXI_LAKE_DIR") or data_dir / "lake").absolute(),
+            warehouse=(env.get("TAXI_WAREHOUSE") or "duckdb").lower(),
+            duckdb_path=Path(env.get("TAXI_DUCKDB_PATH") or data_dir / "warehouse.duckdb").absolute(),
+            duckdb_memory_limit=env.get("TAXI_DUCKDB_MEMORY_LIMIT") or "4GB",
+            max_quarantine_fraction=float(env.get("TAXI_MAX_QUARANTINE_FRACTION") or 0.01),
+        )
