@@ -8,6 +8,7 @@ Each month's write is one transaction: delete the file's rows, insert them again
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import time
 from pathlib import Path
@@ -24,6 +25,7 @@ from taxi_platform.partitions import month_bounds
 
 _SQL_TYPES = {INTEGER: "INTEGER", TIMESTAMP: "TIMESTAMP", DOUBLE: "DOUBLE", TEXT: "VARCHAR"}
 _KEY_AMOUNTS = ("fare_amount", "trip_distance")
+_HELD: dict[str, int] = {}  # DuckDB files this process holds the advisory lock of (depth)
 
 
 def _fault_point(name: str) -> None:
@@ -66,26 +68,59 @@ class DuckDBWarehouseResource(WarehouseResource):
         return "duckdb"
 
     @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Wait for, then hold, an advisory lock beside the DuckDB file, so that steps in
+        other processes (ours, dbt's, GX's) take turns instead of failing on DuckDB's own
+        lock. Re-entrant within a process."""
+        if _HELD.get(self.path):
+            _HELD[self.path] += 1
+            try:
+                yield
+            finally:
+                _HELD[self.path] -= 1
+            return
+        lock_path = Path(self.path).with_name(Path(self.path).name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(lock_path, "w") as handle:
+            deadline, warned = time.monotonic() + self.lock_timeout_seconds, False
+            while True:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"gave up waiting {self.lock_timeout_seconds:.0f}s "
+                                           f"for the DuckDB file {self.path}")
+                    if not warned:
+                        get_dagster_logger().info(f"waiting for another step using {self.path}")
+                        warned = True
+                    time.sleep(0.2)
+            _HELD[self.path] = 1
+            try:
+                yield
+            finally:
+                _HELD[self.path] = 0
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        deadline, wait, warned = time.monotonic() + self.lock_timeout_seconds, 0.1, False
-        while True:
+        with self.exclusive():
+            deadline, wait = time.monotonic() + self.lock_timeout_seconds, 0.1
+            while True:
+                try:  # a process outside our lock (a notebook, the DuckDB CLI) may hold the file
+                    conn = duckdb.connect(self.path, read_only=read_only,
+                                          config={"memory_limit": self.memory_limit})
+                    break
+                except duckdb.IOException as exc:
+                    if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                        raise
+                    time.sleep(wait)
+                    wait = min(wait * 2, 2.0)
             try:
-                conn = duckdb.connect(self.path, read_only=read_only,
-                                      config={"memory_limit": self.memory_limit})
-                break
-            except duckdb.IOException as exc:
-                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                    raise
-                if not warned:
-                    get_dagster_logger().info(f"waiting for the DuckDB lock on {self.path}")
-                    warned = True
-                time.sleep(wait)
-                wait = min(wait * 2, 2.0)
-        try:
-            yield conn
-        finally:
-            conn.close()
+                yield conn
+            finally:
+                conn.close()
 
     # -- generic -------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:

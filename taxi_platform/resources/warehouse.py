@@ -17,7 +17,8 @@ rounded half away from zero to two decimals and written with exactly two (``5.00
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+import contextlib
+from typing import Any, Iterator
 
 from dagster import ConfigurableResource
 
@@ -48,6 +49,13 @@ class WarehouseResource(ConfigurableResource):
     @property
     def name(self) -> str:
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the warehouse for this process while the block runs. Server backends
+        (PostgreSQL, BigQuery) need nothing; DuckDB (one writer process at a time) overrides
+        this. Anything else that opens the warehouse (dbt, GX) runs inside it."""
+        yield
 
     def load_bronze(self, schema: TripSchema, partition: str, filename: str, path: str) -> BronzeResult:
         raise NotImplementedError
