@@ -20,7 +20,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from taxi_platform.resources.source import DEFAULT_SOURCE_URL
+DEFAULT_SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
 
 
 @dataclass(frozen=True)

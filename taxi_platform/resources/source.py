@@ -20,8 +20,8 @@ from pydantic import Field
 
 from taxi_platform.errors import BadInputError, NotPublishedError
 from taxi_platform.files import CHUNK, atomic_path
+from taxi_platform.settings import DEFAULT_SOURCE_URL
 
-DEFAULT_SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
 
 
 class TransientSourceError(Exception):

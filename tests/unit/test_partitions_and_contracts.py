@@ -1,0 +1,76 @@
+"""Month keys, the column contract check, the header reader, settings."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+
+import pytest
+
+from taxi_platform.errors import BadInputError
+from taxi_platform.files import check_header, read_header
+from taxi_platform.partitions import month_bounds, monthly_partitions, parse_month_range
+from taxi_platform.schemas import GREEN, YELLOW
+from taxi_platform.settings import Settings
+
+
+def test_partitions_start_in_january_2019_and_use_yyyy_mm_keys():
+    keys = monthly_partitions.get_partition_keys(current_time=dt.datetime(2024, 3, 15))
+    assert keys[0] == "2019-01"
+    assert keys[-1] == "2024-02"  # the last complete month
+
+
+def test_a_month_range_lists_every_month_inclusive():
+    assert parse_month_range("2019-11..2020-02") == ["2019-11", "2019-12", "2020-01", "2020-02"]
+    assert parse_month_range("2019-01") == ["2019-01"]
+
+
+def test_a_bad_month_key_says_what_is_expected():
+    with pytest.raises(ValueError, match="expected YYYY-MM"):
+        parse_month_range("2019-1")
+
+
+def test_month_bounds_are_half_open():
+    assert month_bounds("2019-12") == (dt.datetime(2019, 12, 1), dt.datetime(2020, 1, 1))
+
+
+@pytest.mark.parametrize("colour", ["yellow", "green"])
+def test_every_real_head_matches_its_colour_contract(tlc_dir, colour):
+    schema = {"yellow": YELLOW, "green": GREEN}[colour]
+    heads = sorted((tlc_dir / "heads").glob(f"{colour}_tripdata_*.csv"))
+    assert len(heads) >= 17
+    for head in heads:
+        check_header(read_header(head, file=head.name, partition="x"), schema, file=head.name, partition="x")
+
+
+def test_a_renamed_column_is_named_in_the_error():
+    header = [("fare_amt" if c == "fare_amount" else c) for c in YELLOW.header]
+    with pytest.raises(BadInputError) as err:
+        check_header(header, YELLOW, file="yellow_tripdata_2019-02.csv.gz", partition="2019-02")
+    message = str(err.value)
+    assert "yellow_tripdata_2019-02.csv.gz" in message and "partition 2019-02" in message
+    assert "missing column fare_amount" in message and "unexpected column fare_amt" in message
+    assert err.value.column == "fare_amount"
+
+
+def test_swapped_columns_are_reported_by_position():
+    header = list(YELLOW.header)
+    header[1], header[2] = header[2], header[1]
+    with pytest.raises(BadInputError, match="not in position 2"):
+        check_header(header, YELLOW, file="f", partition="p")
+
+
+def test_an_empty_gzip_file_is_reported_as_empty(tmp_path):
+    path = tmp_path / "x.csv.gz"
+    with gzip.open(path, "wb"):
+        pass
+    with pytest.raises(BadInputError, match="is empty"):
+        read_header(path, file="x.csv.gz", partition="2019-01")
+
+
+def test_settings_default_to_the_embedded_warehouse_under_the_data_dir(tmp_path):
+    settings = Settings.from_env({"TAXI_DATA_DIR": str(tmp_path)})
+    assert settings.warehouse == "duckdb" and settings.lake == "local"
+    assert settings.duckdb_path == tmp_path / "warehouse.duckdb"
+    assert settings.lake_dir == tmp_path / "lake"
+    assert settings.source_url.startswith("https://github.com/DataTalksClub/nyc-tlc-data/releases/download")
