@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 from dagster import ConfigurableResource, get_dagster_logger
 from pydantic import Field
 
@@ -117,7 +118,8 @@ class TaxiSourceResource(ConfigurableResource):
                         raise TransientSourceError(
                             f"connection closed after {size} of {expected} bytes")
                 return DownloadedFile(target, url, size, digest.hexdigest(), attempt)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
+                urllib3.exceptions.ProtocolError) as exc:  # refused, timed out, or cut mid-body
             raise TransientSourceError(str(exc)) from exc
 
     def is_published(self, colour: str, filename: str) -> bool:
