@@ -18,6 +18,7 @@ from taxi_platform.partitions import monthly_partitions
 from taxi_platform.resources.lake import LakeResource
 from taxi_platform.resources.warehouse import WarehouseResource
 from taxi_platform.schemas import SCHEMAS, TripSchema
+from taxi_platform.settings import Settings
 
 
 def build_bronze_asset(schema: TripSchema):
@@ -46,13 +47,14 @@ def build_bronze_asset(schema: TripSchema):
     )
     def bronze_tripdata(context: AssetExecutionContext, lake: LakeResource,
                         warehouse: WarehouseResource) -> MaterializeResult:
+        max_fraction = Settings.from_env().max_quarantine_fraction
         rows = []
         for month in months_of(context):
             filename = schema.filename(month)
             with bad_input_fails_once(), lake.local_copy(lake_key(schema, month)) as path:
                 check_header(read_header(path, file=filename, partition=month), schema,
                              file=filename, partition=month)
-                result = warehouse.load_bronze(schema, month, filename, str(path))
+                result = warehouse.load_bronze(schema, month, filename, str(path), max_fraction)
             context.log.info(f"{filename}: {result.rows:,} rows landed in {table}")
             rows.append({"month": month, "file": filename, "rows": result.rows})
         metadata = {

@@ -144,7 +144,8 @@ class DuckDBWarehouseResource(WarehouseResource):
         return "\n".join(lines)
 
     # -- bronze --------------------------------------------------------------------------
-    def load_bronze(self, schema: TripSchema, partition: str, filename: str, path: str) -> BronzeResult:
+    def load_bronze(self, schema: TripSchema, partition: str, filename: str, path: str,
+                    max_quarantine_fraction: float = 0.01) -> BronzeResult:
         table = f"bronze.{schema.table}"
         cols = ", ".join(f'"{c}" VARCHAR' for c in schema.sql_names)
         csv_columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in schema.sql_names) + "}"
@@ -168,6 +169,9 @@ class DuckDBWarehouseResource(WarehouseResource):
                         f"{filename} (partition {partition}) has a header but no trip rows; "
                         "the previous load of this month (if any) is kept. Check the source file.",
                         file=filename, partition=partition)
+                # The typing gate runs here too, so a file silver would refuse never replaces
+                # a good month in bronze either.
+                self._gate_untypable(conn, schema, partition, filename, table, max_quarantine_fraction)
                 _fault_point("bronze")
                 conn.execute("COMMIT")
             except duckdb.Error as exc:
@@ -228,17 +232,10 @@ class DuckDBWarehouseResource(WarehouseResource):
                       FROM {bronze} WHERE filename = ?)""", [filename])
                 rows_in, bad = conn.execute(
                     "SELECT count(*), count(reason) FROM _typed").fetchone()
-                reasons_summary = self._quarantine_summary(conn, schema) if bad else []
+                reasons_summary = self._untypable_by_column(conn, schema, bronze, filename) if bad else []
                 if rows_in and bad / rows_in > max_quarantine_fraction:
-                    detail = "; ".join(f"{col}: {n} rows, e.g. {ex}" for col, n, ex in reasons_summary)
-                    raise BadInputError(
-                        f"{filename} (partition {partition}): {bad} of {rows_in} rows "
-                        f"({bad / rows_in:.1%}) cannot be typed, more than the "
-                        f"{max_quarantine_fraction:.1%} allowed (TAXI_MAX_QUARANTINE_FRACTION). "
-                        f"By column: {detail}. Silver for this month is unchanged; fix the file "
-                        "or the column contract in taxi_platform/schemas.py.",
-                        file=filename, partition=partition,
-                        column=reasons_summary[0][0] if reasons_summary else None)
+                    raise _too_many_untypable(schema, partition, filename, rows_in, bad,
+                                              reasons_summary, max_quarantine_fraction)
                 conn.execute(f"DELETE FROM {quarantine} WHERE filename = ?", [filename])
                 conn.execute(f"INSERT INTO {quarantine} SELECT ?, line_number, reason, {raw_select} "
                              "FROM _typed WHERE reason IS NOT NULL", [filename])
@@ -282,14 +279,41 @@ class DuckDBWarehouseResource(WarehouseResource):
             rows_quarantined=bad, quarantine_reasons=reasons_summary,
             pickups_outside_month=outside)
 
-    def _quarantine_summary(self, conn, schema: TripSchema) -> list[tuple[str, int, str]]:
-        """(column, rows, an example value) for every column with untypable text."""
-        summary = []
-        for col in schema.columns:
-            c = col.sql_name
-            n, example = conn.execute(
-                f"SELECT count(*), any_value({c}__raw) FROM _typed WHERE reason IS NOT NULL "
-                f"AND {c}__raw IS NOT NULL AND trim({c}__raw) <> '' AND {c} IS NULL").fetchone()
-            if n:
-                summary.append((c, n, repr(example)))
-        return summary
+    def _untypable_by_column(self, conn, schema: TripSchema, bronze: str,
+                             filename: str) -> list[tuple[str, int, str]]:
+        """(column, rows, an example value) for every column with text that cannot be typed."""
+        counts = ", ".join(
+            f"count(*) FILTER (WHERE {_untypable(c.sql_name, c.type)}), "
+            f"any_value({c.sql_name}) FILTER (WHERE {_untypable(c.sql_name, c.type)})"
+            for c in schema.columns)
+        row = conn.execute(f"SELECT {counts} FROM {bronze} WHERE filename = ?", [filename]).fetchone()
+        return [(c.sql_name, row[2 * i], repr(row[2 * i + 1]))
+                for i, c in enumerate(schema.columns) if row[2 * i]]
+
+    def _gate_untypable(self, conn, schema: TripSchema, partition: str, filename: str, bronze: str,
+                        max_fraction: float) -> None:
+        """Fail (inside the caller's transaction) when too many rows cannot be typed."""
+        any_bad = " OR ".join(f"({_untypable(c.sql_name, c.type)})" for c in schema.columns)
+        rows, bad = conn.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {any_bad}) FROM {bronze} WHERE filename = ?",
+            [filename]).fetchone()
+        if rows and bad / rows > max_fraction:
+            raise _too_many_untypable(schema, partition, filename, rows, bad,
+                                      self._untypable_by_column(conn, schema, bronze, filename), max_fraction)
+
+
+def _untypable(column: str, kind: str) -> str:
+    """SQL: true when the landed text of ``column`` is present but cannot become ``kind``."""
+    if kind == TEXT:
+        return "false"
+    return f"({column} IS NOT NULL AND trim({column}) <> '' AND {_typed(column, kind)} IS NULL)"
+
+
+def _too_many_untypable(schema, partition, filename, rows, bad, by_column, max_fraction) -> BadInputError:
+    detail = "; ".join(f"column {col}: {n} rows, e.g. {example}" for col, n, example in by_column)
+    return BadInputError(
+        f"{filename} (partition {partition}): {bad} of {rows} rows ({bad / rows:.1%}) cannot be "
+        f"typed, more than the {max_fraction:.1%} allowed (TAXI_MAX_QUARANTINE_FRACTION). "
+        f"{detail}. Nothing was changed for this month; fix the file, or the column contract "
+        "in taxi_platform/schemas.py if TLC changed a type.",
+        file=filename, partition=partition, column=by_column[0][0] if by_column else None)

@@ -57,7 +57,11 @@ class WarehouseResource(ConfigurableResource):
         this. Anything else that opens the warehouse (dbt, GX) runs inside it."""
         yield
 
-    def load_bronze(self, schema: TripSchema, partition: str, filename: str, path: str) -> BronzeResult:
+    def load_bronze(self, schema: TripSchema, partition: str, filename: str, path: str,
+                    max_quarantine_fraction: float = 0.01) -> BronzeResult:
+        """Replace the file's rows in bronze. Fails, changing nothing, when the file has no
+        rows or more than ``max_quarantine_fraction`` of them cannot be typed (the same rule
+        silver applies, so a file silver would refuse never replaces a good bronze month)."""
         raise NotImplementedError
 
     def build_silver(self, schema: TripSchema, partition: str, filename: str,
