@@ -13,6 +13,7 @@ from taxi_platform.assets.common import (
     months_table,
 )
 from taxi_platform.assets.lake import lake_key
+from taxi_platform.errors import BadInputError
 from taxi_platform.files import check_header, read_header
 from taxi_platform.partitions import monthly_partitions
 from taxi_platform.resources.lake import LakeResource
@@ -51,6 +52,12 @@ def build_bronze_asset(schema: TripSchema):
         rows = []
         for month in months_of(context):
             filename = schema.filename(month)
+            with bad_input_fails_once():
+                if lake.stat(lake_key(schema, month)) is None:
+                    raise BadInputError(
+                        f"{filename} (partition {month}) is not in the lake: materialize "
+                        f"lake/{schema.table} for {month} first (select '*bronze/{schema.table}' "
+                        "to run every upstream layer in the same run).", file=filename, partition=month)
             with bad_input_fails_once(), lake.local_copy(lake_key(schema, month)) as path:
                 check_header(read_header(path, file=filename, partition=month), schema,
                              file=filename, partition=month)

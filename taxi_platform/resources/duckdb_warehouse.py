@@ -219,6 +219,15 @@ class DuckDBWarehouseResource(WarehouseResource):
         with self.connect() as conn:
             for ddl in self._silver_ddl(schema):
                 conn.execute(ddl)
+            landed = conn.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'bronze' "
+                "AND table_name = ?", [schema.table]).fetchone()[0] and conn.execute(
+                f"SELECT count(*) FROM {bronze} WHERE filename = ?", [filename]).fetchone()[0]
+            if not landed:
+                raise BadInputError(
+                    f"{filename} (partition {partition}) is not in {bronze}: materialize "
+                    f"bronze/{schema.table} for {partition} first (select '*silver/{schema.table}' "
+                    "to run the upstream layers in the same run).", file=filename, partition=partition)
             conn.execute("BEGIN TRANSACTION")
             try:
                 # Type once, in file order (bronze keeps insertion order: rowid is file order).

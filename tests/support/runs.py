@@ -29,8 +29,12 @@ def table_digest(table: str, filename: str | None = None) -> tuple[int, str]:
     from taxi_platform.resources import build_warehouse
 
     warehouse = build_warehouse(Settings.from_env())
+    schema, _, name = table.partition(".")
+    exists = warehouse.query("SELECT count(*) FROM information_schema.tables "
+                             "WHERE table_schema = ? AND table_name = ?", [schema, name])[0][0]
     where = "WHERE filename = ?" if filename else ""
-    rows = warehouse.query(f"SELECT * FROM {table} {where} ORDER BY ALL", [filename] if filename else [])
+    rows = warehouse.query(f"SELECT * FROM {table} {where} ORDER BY ALL",
+                           [filename] if filename else []) if exists else []  # absent = empty
     return len(rows), hashlib.md5(repr(rows).encode()).hexdigest()
 
 

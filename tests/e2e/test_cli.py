@@ -1,0 +1,93 @@
+"""The command line as people use it: `dagster asset materialize`, definitions validation,
+and a process killed in the middle of a write."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.runs import table_digest
+
+BIN = Path(sys.executable).parent
+REAL = "yellow_tripdata_2019-01.csv.gz"
+
+
+def _env(platform_env, **extra) -> dict[str, str]:
+    return {**os.environ, **platform_env.vars(), **extra}
+
+
+def _materialize(platform_env, select: str, partition: str, **extra) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "taxi_platform.definitions",
+         "--select", select, "--partition", partition],
+        env=_env(platform_env, **extra), capture_output=True, text=True, timeout=600)
+
+
+def test_the_cli_puts_the_10000_real_trips_into_silver(platform_env):
+    done = _materialize(platform_env, "*silver/yellow_tripdata", "2019-01")
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows, _ = table_digest("silver.yellow_tripdata", REAL)
+    assert rows == 10_000
+    # the literal selection of just silver, once its upstream is there, re-runs silver alone
+    again = _materialize(platform_env, "silver/yellow_tripdata", "2019-01")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "silver__yellow_tripdata" in again.stderr and "bronze__yellow_tripdata" not in again.stderr
+    assert table_digest("silver.yellow_tripdata", REAL)[0] == 10_000
+
+
+def test_silver_alone_on_an_empty_warehouse_says_to_materialize_upstream(platform_env):
+    done = _materialize(platform_env, "silver/yellow_tripdata", "2019-01")
+    assert done.returncode != 0
+    assert "materialize bronze/yellow_tripdata for 2019-01 first" in done.stderr
+
+
+def test_the_definitions_validate(platform_env):
+    done = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-m", "taxi_platform.definitions"],
+                          env=_env(platform_env), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_dg_check_defs_passes(platform_env):
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([str(BIN / "dg"), "check", "defs"], cwd=repo,
+                          env=_env(platform_env), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+
+
+@pytest.mark.parametrize("first_load", [True, False], ids=["first load", "re-load"])
+def test_a_run_killed_during_the_silver_write_leaves_silver_as_it_was_and_a_rerun_is_clean(
+        platform_env, tmp_path, first_load):
+    assert _materialize(platform_env, "*bronze/yellow_tripdata", "2019-01").returncode == 0
+    if not first_load:
+        assert _materialize(platform_env, "silver/yellow_tripdata", "2019-01").returncode == 0
+    before = table_digest("silver.yellow_tripdata")
+
+    marker = tmp_path / "in_silver_write"
+    proc = subprocess.Popen(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "taxi_platform.definitions",
+         "--select", "silver/yellow_tripdata", "--partition", "2019-01"],
+        env=_env(platform_env, TAXI_FAULT_HANG_AT="silver", TAXI_FAULT_MARKER=str(marker)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not marker.exists():
+            assert proc.poll() is None, "the run ended before reaching the silver write"
+            assert time.monotonic() < deadline, "the run never reached the silver write"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the CLI and its step process, mid-transaction
+        proc.wait()
+
+    assert table_digest("silver.yellow_tripdata") == before
+    done = _materialize(platform_env, "silver/yellow_tripdata", "2019-01")
+    assert done.returncode == 0, done.stderr[-3000:]
+    after = table_digest("silver.yellow_tripdata")
+    assert after[0] == 10_000
+    if not first_load:
+        assert after == before
