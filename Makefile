@@ -23,9 +23,21 @@ test: install  ## the whole suite: unit, integration, end-to-end
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The instance: PostgreSQL (dagster.yaml) when DAGSTER_PG_HOST is set, else SQLite in
+# $(DAGSTER_HOME) (dagster.dev.yaml). Both: queued runs, run retries, pool limit 1 for warehouse writers.
 dev: install  ## Dagster UI and daemon on http://127.0.0.1:3000
 	@mkdir -p $(DAGSTER_HOME)
-	$(BIN)/dagster dev -h 127.0.0.1 -p 3000 -m taxi_platform.definitions
+	@export DAGSTER_PG_PORT=$${DAGSTER_PG_PORT:-5432} DAGSTER_PG_DB=$${DAGSTER_PG_DB:-dagster} \
+	  DAGSTER_PG_USER=$${DAGSTER_PG_USER:-postgres} DAGSTER_PG_PASSWORD=$${DAGSTER_PG_PASSWORD:-}; \
+	if [ -n "$$DAGSTER_PG_HOST" ]; then \
+	  cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml; \
+	  echo "instance: PostgreSQL $$DAGSTER_PG_USER@$$DAGSTER_PG_HOST:$$DAGSTER_PG_PORT/$$DAGSTER_PG_DB (dagster.yaml)"; \
+	else \
+	  cp dagster.dev.yaml $(DAGSTER_HOME)/dagster.yaml; \
+	  echo "instance: SQLite in $(DAGSTER_HOME) (dagster.dev.yaml; set DAGSTER_PG_HOST for PostgreSQL)"; \
+	fi; \
+	mkdir -p "$${TAXI_LANDING_DIR:-$${TAXI_DATA_DIR:-data}/landing}"; \
+	exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 lint: install
 	$(BIN)/ruff check taxi_platform tests

@@ -4,10 +4,19 @@ from dagster import Definitions
 
 from taxi_platform.assets import ingest_assets
 from taxi_platform.checks import all_checks
+from taxi_platform.jobs import build_colour_jobs
 from taxi_platform.resources import resources_from_env
+from taxi_platform.schedules import build_schedules
+from taxi_platform.sensors import build_sensors
+
+all_assets = [*ingest_assets]
+colour_jobs = build_colour_jobs(all_assets)  # one job per colour: its monthly assets
 
 defs = Definitions(
-    assets=[*ingest_assets],
+    assets=all_assets,
     asset_checks=[*all_checks],
+    jobs=list(colour_jobs.values()),
+    schedules=build_schedules(colour_jobs),
+    sensors=build_sensors(colour_jobs),
     resources=resources_from_env(),
 )

@@ -12,6 +12,10 @@ Switch backends and locations with these variables, never with code edits:
 | TAXI_DUCKDB_PATH | <TAXI_DATA_DIR>/warehouse.duckdb | the DuckDB file |
 | TAXI_DUCKDB_MEMORY_LIMIT | 4GB | DuckDB's memory_limit |
 | TAXI_MAX_QUARANTINE_FRACTION | 0.01 | above this share of untypable rows a month fails instead of loading |
+| TAXI_LANDING_DIR | <TAXI_DATA_DIR>/landing | folder the landing sensor watches for `<colour>_tripdata_YYYY-MM.csv[.gz]` |
+
+Automation settings (schedules, sensors, alerts) are read by taxi_platform/schedules.py and
+taxi_platform/sensors.py; the README's "Operations" section lists them.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ class Settings:
     duckdb_path: Path
     duckdb_memory_limit: str
     max_quarantine_fraction: float
+    landing_dir: Path = Path("data/landing").absolute()
 
     @property
     def raw_dir(self) -> Path:
@@ -51,4 +56,5 @@ class Settings:
             duckdb_path=Path(env.get("TAXI_DUCKDB_PATH") or data_dir / "warehouse.duckdb").absolute(),
             duckdb_memory_limit=env.get("TAXI_DUCKDB_MEMORY_LIMIT") or "4GB",
             max_quarantine_fraction=float(env.get("TAXI_MAX_QUARANTINE_FRACTION") or 0.01),
+            landing_dir=Path(env.get("TAXI_LANDING_DIR") or data_dir / "landing").absolute(),
         )

@@ -2,6 +2,7 @@
 
 
 import json
+from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
@@ -16,6 +17,17 @@ from taxi_platform.assets.common import (
 from taxi_platform.partitions import monthly_partitions
 from taxi_platform.resources.source import TaxiSourceResource
 from taxi_platform.schemas import SCHEMAS, TripSchema
+
+# Run tag set by the landing sensor: the run loads this local file instead of downloading.
+LANDED_FILE_TAG = "taxi/landed_file"
+
+
+def landed_file_for(tags, schema: TripSchema, month: str) -> Path | None:
+    """The landed file a run was asked to load for ``month``, if its tags name one for it."""
+    value = tags.get(LANDED_FILE_TAG)
+    if value and Path(value).name.startswith(f"{schema.colour}_tripdata_{month}.csv"):
+        return Path(value)
+    return None
 
 
 def build_raw_asset(schema: TripSchema):
@@ -33,7 +45,8 @@ def build_raw_asset(schema: TripSchema):
             f"`{schema.colour}_tripdata_YYYY-MM.csv.gz`, downloaded from TAXI_SOURCE_URL to "
             "`<TAXI_DATA_DIR>/raw/` by a streaming download that lands the file only when "
             "complete. Connection errors and 5xx answers are retried with backoff; a 404 "
-            "fails at once (the month is not published). Metadata: URL, bytes, sha256."
+            "fails at once (the month is not published). A run started by the landing sensor "
+            "(tag `taxi/landed_file`) copies the landed file instead. Metadata: URL, bytes, sha256."
         ),
     )
     def raw_tripdata(context: AssetExecutionContext, source: TaxiSourceResource) -> MaterializeResult:
@@ -42,8 +55,10 @@ def build_raw_asset(schema: TripSchema):
         tag_run(context, schema.colour, filenames)
         rows = []
         for month, filename in zip(months, filenames):
+            landed = landed_file_for(context.run.tags, schema, month)
             with bad_input_fails_once():
-                got = source.download(schema.colour, filename, month)
+                got = (source.copy_landed(landed, schema.colour, filename, month) if landed
+                       else source.download(schema.colour, filename, month))
             # Sidecar checksum: the lake step trusts it instead of hashing the file again.
             got.path.with_name(got.path.name + ".json").write_text(
                 json.dumps({"sha256": got.sha256, "size": got.size, "url": got.url}))

@@ -64,6 +64,15 @@ class TaxiSourceResource(ConfigurableResource):
         path = Path(urllib.parse.urlparse(url).path if scheme == "file" else url)
         return self._copy_local(path, url, target, filename, partition)
 
+    def copy_landed(self, path: Path, colour: str, filename: str, partition: str) -> DownloadedFile:
+        """Take a file dropped in the landing folder as the month's file (kept byte for byte,
+        gzipped or not: readers detect gzip by its magic bytes)."""
+        if not Path(path).is_file():
+            raise BadInputError(f"{filename} (partition {partition}): the landed file {path} is gone; "
+                                "drop it into the landing folder again", file=filename, partition=partition)
+        return self._copy_local(Path(path), Path(path).absolute().as_uri(), self.local_path(colour, filename),
+                                filename, partition)
+
     def _copy_local(self, path: Path, url: str, target: Path, filename: str, partition: str):
         if not path.is_file():
             raise NotPublishedError(f"{filename} is not published at {url}",

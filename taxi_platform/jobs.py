@@ -1,0 +1,68 @@
+"""One partitioned job per cab colour: everything that colour's monthly partitions feed.
+
+A colour's job selects every monthly-partitioned asset tagged ``colour: <colour>`` (raw, lake,
+bronze, silver, and any dbt model tagged the same way with the same partitions), so the job
+grows with the asset graph and never mixes in an unpartitioned asset, which Dagster refuses in
+a partitioned job. Asset checks on the selected assets run with them.
+
+Runs carry ``taxi: <colour>`` (Kestra's ``taxi`` label). Backfill runs carry Dagster's own
+``dagster/backfill: <backfill id>`` tag, which is this platform's ``backfill: true``:
+:func:`is_backfill_run` reads it.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+from dagster import AssetKey, AssetsDefinition, AssetSelection, define_asset_job
+from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+
+from taxi_platform.partitions import monthly_partitions
+from taxi_platform.schemas import COLOURS
+
+COLOUR_TAG = "taxi"  # run tag with the colour, as the Kestra flows' `taxi` label
+TRIGGER_TAG = "taxi/trigger"  # schedule, landing, publication: what asked for the run
+BACKFILL_TAG = "dagster/backfill"  # set by Dagster on every backfill run (UI, CLI, GraphQL)
+
+
+def job_name(colour: str) -> str:
+    return f"{colour}_tripdata_job"
+
+
+def colour_asset_keys(assets: Iterable[object], colour: str) -> list[AssetKey]:
+    """Keys of the monthly-partitioned assets tagged ``colour: <colour>``, in definition order."""
+    keys = []
+    for assets_def in assets:
+        if not isinstance(assets_def, AssetsDefinition):
+            continue
+        for spec in assets_def.specs:
+            if spec.tags.get("colour") == colour and spec.partitions_def == monthly_partitions:
+                keys.append(spec.key)
+    return keys
+
+
+def build_colour_jobs(assets: Iterable[object]) -> dict[str, UnresolvedAssetJobDefinition]:
+    """``{colour: job}`` for every colour, each selecting that colour's monthly assets."""
+    assets = list(assets)
+    jobs = {}
+    for colour in COLOURS:
+        keys = colour_asset_keys(assets, colour)
+        if not keys:
+            raise ValueError(f"no monthly-partitioned asset is tagged colour={colour!r}")
+        jobs[colour] = define_asset_job(
+            name=job_name(colour),
+            selection=AssetSelection.assets(*keys),
+            partitions_def=monthly_partitions,
+            tags={COLOUR_TAG: colour},
+            description=(
+                f"Every monthly {colour} asset for one month (or a range, in a single-run "
+                f"backfill): {', '.join(k.to_user_string() for k in keys)}. Scheduled on the 1st "
+                "for the month that just ended; also run by the landing and publication sensors "
+                "and by `dagster job backfill` (one run per month)."),
+        )
+    return jobs
+
+
+def is_backfill_run(tags: Mapping[str, str]) -> bool:
+    """True for a run launched by a backfill (Dagster tags it ``dagster/backfill: <id>``)."""
+    return BACKFILL_TAG in tags

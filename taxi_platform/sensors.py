@@ -1,0 +1,389 @@
+"""Sensors: files dropped in the landing folder, months appearing at the source, failure alerts.
+
+landing_sensor (default RUNNING, every 30 s)
+    Watches ``TAXI_LANDING_DIR`` (default ``<TAXI_DATA_DIR>/landing``, sub-folders included) for
+    ``<colour>_tripdata_YYYY-MM.csv[.gz]``. Each new or changed file (same path with another
+    mtime or size) becomes one run of that colour's job for that month, tagged
+    ``taxi/landed_file=<path>``: the raw asset then copies that file instead of downloading.
+    The cursor remembers ``path -> mtime:size`` of every file handled; the run key is the path
+    and signature, so a file is never requested twice and never skipped. A file is taken once it
+    has not changed for ``TAXI_LANDING_SETTLE_SECONDS`` (default 10), so a half-copied file is
+    not loaded; names starting with ``.`` or ending ``.part``/``.tmp`` are uploads in progress.
+    A name that does not match, or a month before 2019-01, is reported once in the sensor's log
+    (a warning) and not run; a month that has not ended yet is reported and waits.
+
+publication_sensor (default STOPPED like the schedules; TAXI_AUTOMATION_DEFAULT_STATUS)
+    For each colour, probes the source (one HEAD request) for the month after the latest
+    materialized ``raw/<colour>_tripdata`` partition (or after the last month it requested;
+    with nothing materialized yet, the last complete month) and requests the run when the file
+    appears, carrying on with the following months while they are published (at most
+    ``MAX_PUBLICATION_REQUESTS`` a tick). A 404 is the normal answer and is quiet; connection
+    errors are a warning. Interval: ``TAXI_PUBLICATION_INTERVAL_SECONDS`` (default 3600).
+
+failure_alert_sensor (default RUNNING)
+    On every failed run of this code location: a Slack-compatible JSON POST (``text`` +
+    ``blocks``: job, partition, failed step, error, link to the run) to
+    ``TAXI_ALERT_WEBHOOK_URL``, and an e-mail over SMTP when ``TAXI_ALERT_SMTP_HOST`` and
+    ``TAXI_ALERT_EMAIL_TO`` are set. Nothing is sent when they are unset. A delivery that fails
+    makes the sensor tick fail with the reason (visible in the UI), after trying every channel.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import smtplib
+import ssl
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import requests
+from dagster import (
+    AssetKey,
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+
+from taxi_platform.assets.raw import LANDED_FILE_TAG
+from taxi_platform.jobs import BACKFILL_TAG, COLOUR_TAG, TRIGGER_TAG, job_name
+from taxi_platform.partitions import FIRST_MONTH, MONTH_KEY_FORMAT, parse_month
+from taxi_platform.resources.source import TaxiSourceResource
+from taxi_platform.schedules import automation_default_status, month_before, partition_exists
+from taxi_platform.schemas import COLOURS, SCHEMAS
+from taxi_platform.settings import Settings
+
+# ---------------------------------------------------------------------------------------------
+# landing sensor
+# ---------------------------------------------------------------------------------------------
+
+LANDED_NAME_RE = re.compile(rf"^({'|'.join(COLOURS)})_tripdata_(\d{{4}}-\d{{2}})\.csv(?:\.gz)?$")
+LANDING_INTERVAL_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class LandedName:
+    colour: str
+    month: str
+
+
+def parse_landed_name(name: str) -> LandedName | None:
+    """``yellow_tripdata_2019-01.csv.gz`` -> LandedName('yellow', '2019-01'); None otherwise."""
+    match = LANDED_NAME_RE.match(name)
+    if not match:
+        return None
+    try:
+        parse_month(match.group(2))
+    except ValueError:
+        return None
+    return LandedName(match.group(1), match.group(2))
+
+
+def _in_progress(rel: str) -> bool:
+    return any(part.startswith(".") for part in rel.split("/")) or rel.endswith((".part", ".tmp"))
+
+
+def _settle_seconds(env: Mapping[str, str]) -> float:
+    return float(env.get("TAXI_LANDING_SETTLE_SECONDS") or 10)
+
+
+def evaluate_landing(context: SensorEvaluationContext, landing_dir: Path, now: float,
+                     settle_seconds: float) -> SensorResult | SkipReason:
+    """One tick of the landing sensor (see the module docstring)."""
+    state = json.loads(context.cursor) if context.cursor else {}
+    handled: dict[str, str] = state.get("files", {})  # requested or rejected: path -> signature
+    noted: dict[str, str] = state.get("noted", {})  # reported but waiting: path -> signature
+    if not landing_dir.is_dir():
+        return SkipReason(f"the landing folder {landing_dir} does not exist (yet)")
+    run_requests, present, settling = [], set(), []
+    for path in sorted(landing_dir.rglob("*")):
+        rel = path.relative_to(landing_dir).as_posix()
+        if not path.is_file() or _in_progress(rel):
+            continue
+        present.add(rel)
+        stat = path.stat()
+        signature = f"{stat.st_mtime_ns}:{stat.st_size}"
+        if handled.get(rel) == signature:
+            continue
+        landed = parse_landed_name(path.name)
+        if landed is None:
+            context.log.warning(
+                f"landing: ignoring {rel}: the name does not match "
+                f"<colour>_tripdata_YYYY-MM.csv[.gz] with colour one of {', '.join(COLOURS)}")
+            handled[rel] = signature
+            continue
+        if landed.month < FIRST_MONTH:
+            context.log.warning(f"landing: ignoring {rel}: {landed.month} is before the first "
+                                f"partition {FIRST_MONTH}")
+            handled[rel] = signature
+            continue
+        if not partition_exists(landed.month, dt.datetime.fromtimestamp(now, dt.timezone.utc)):
+            if noted.get(rel) != signature:
+                context.log.info(f"landing: {rel} waits: month {landed.month} has not ended, so its "
+                                 "partition does not exist yet; it will be loaded once it does")
+                noted[rel] = signature
+            continue
+        if now - stat.st_mtime < settle_seconds:
+            settling.append(rel)  # still being written, perhaps: taken on a later tick
+            continue
+        job = job_name(landed.colour)
+        run_requests.append(RunRequest(
+            run_key=f"{rel}@{signature}", job_name=job, partition_key=landed.month,
+            tags={LANDED_FILE_TAG: str(path.absolute()), TRIGGER_TAG: "landing",
+                  COLOUR_TAG: landed.colour}))
+        handled[rel] = signature
+        noted.pop(rel, None)
+        context.log.info(f"landing: {rel} -> {job}, partition {landed.month}")
+    # Forget files that are gone: dropping the same name again later is a new file.
+    cursor = json.dumps({"files": {k: v for k, v in handled.items() if k in present},
+                         "noted": {k: v for k, v in noted.items() if k in present}}, sort_keys=True)
+    if run_requests:
+        return SensorResult(run_requests=run_requests, cursor=cursor)
+    reason = f"no new or changed file in {landing_dir}"
+    if settling:
+        reason += f" ready yet ({len(settling)} settling: {', '.join(settling[:3])})"
+    return SensorResult(skip_reason=reason, cursor=cursor)
+
+
+def build_landing_sensor(jobs: dict):
+    @sensor(
+        name="landing_sensor",
+        jobs=list(jobs.values()),
+        minimum_interval_seconds=LANDING_INTERVAL_SECONDS,
+        default_status=DefaultSensorStatus.RUNNING,
+        description=("A file <colour>_tripdata_YYYY-MM.csv[.gz] dropped in TAXI_LANDING_DIR "
+                     "(new or changed) -> one run of that colour's job for that month, loading "
+                     "that file. Badly named files are reported in this sensor's log."),
+    )
+    def landing_sensor(context: SensorEvaluationContext):
+        return evaluate_landing(context, Settings.from_env().landing_dir, time.time(),
+                                _settle_seconds(os.environ))
+
+    return landing_sensor
+
+
+# ---------------------------------------------------------------------------------------------
+# publication sensor
+# ---------------------------------------------------------------------------------------------
+
+MAX_PUBLICATION_REQUESTS = 12  # months requested per colour and tick while catching up
+
+
+def next_month(key: str) -> str:
+    first = parse_month(key)
+    return (first + dt.timedelta(days=32)).replace(day=1).strftime(MONTH_KEY_FORMAT)
+
+
+def evaluate_publication(context: SensorEvaluationContext, source: TaxiSourceResource,
+                         now: dt.datetime) -> SensorResult:
+    """One tick of the publication sensor (see the module docstring)."""
+    requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
+    last_month = month_before(now.astimezone(dt.timezone.utc).date())
+    run_requests, waiting = [], []
+    for colour in COLOURS:
+        schema = SCHEMAS[colour]
+        done = context.instance.get_materialized_partitions(AssetKey(["raw", schema.table]))
+        known = [m for m in (*done, requested.get(colour)) if m]
+        month = next_month(max(known)) if known else last_month
+        for _ in range(MAX_PUBLICATION_REQUESTS):
+            if month > last_month:
+                break  # nothing to probe: every existing month is loaded or requested
+            filename = schema.filename(month)
+            try:
+                published = source.is_published(colour, filename)
+            except requests.RequestException as exc:
+                context.log.warning(f"publication: could not probe {filename}: {exc}")
+                waiting.append(f"{colour} {month} (probe failed)")
+                break
+            if not published:
+                context.log.debug(f"publication: {filename} is not published yet")
+                waiting.append(f"{colour} {month}")
+                break
+            run_requests.append(RunRequest(
+                run_key=f"{colour}:{month}", job_name=job_name(colour), partition_key=month,
+                tags={TRIGGER_TAG: "publication", COLOUR_TAG: colour}))
+            context.log.info(f"publication: {filename} is published -> {job_name(colour)} {month}")
+            requested[colour] = month
+            month = next_month(month)
+    cursor = json.dumps(requested, sort_keys=True)
+    if run_requests:
+        return SensorResult(run_requests=run_requests, cursor=cursor)
+    return SensorResult(
+        skip_reason="not published yet: " + (", ".join(waiting) or "nothing to wait for"),
+        cursor=cursor)
+
+
+def build_publication_sensor(jobs: dict, env: Mapping[str, str] | None = None):
+    env = os.environ if env is None else env
+    status = (DefaultSensorStatus.RUNNING if automation_default_status(env) == "running"
+              else DefaultSensorStatus.STOPPED)
+
+    @sensor(
+        name="publication_sensor",
+        jobs=list(jobs.values()),
+        minimum_interval_seconds=int(env.get("TAXI_PUBLICATION_INTERVAL_SECONDS") or 3600),
+        default_status=status,
+        description=("Probes the source for the next unpublished month of each colour (one HEAD "
+                     "request; 404 is quiet) and requests its run when the file appears."),
+    )
+    def publication_sensor(context: SensorEvaluationContext, source: TaxiSourceResource):
+        return evaluate_publication(context, source, dt.datetime.now(dt.timezone.utc))
+
+    return publication_sensor
+
+
+# ---------------------------------------------------------------------------------------------
+# failure alerts
+# ---------------------------------------------------------------------------------------------
+
+DEFAULT_UI_URL = "http://127.0.0.1:3000"
+MAX_ERROR_CHARS = 1500
+
+
+@dataclass(frozen=True)
+class FailedRun:
+    run_id: str
+    job: str
+    partition: str
+    steps: tuple[str, ...]
+    error: str
+    link: str
+    backfill: str | None
+
+
+def describe_failed_run(run, step_failures: Sequence, run_failure_message: str | None,
+                        ui_url: str) -> FailedRun:
+    """The facts an alert carries, from the failed DagsterRun and its STEP_FAILURE events."""
+    tags = run.tags
+    partition = tags.get("dagster/partition")
+    if not partition and tags.get("dagster/asset_partition_range_start"):
+        partition = (f"{tags['dagster/asset_partition_range_start']}..."
+                     f"{tags.get('dagster/asset_partition_range_end', '')}")
+    steps = tuple(event.step_key for event in step_failures if event.step_key)
+    errors = [event.event_specific_data.error.message.strip() for event in step_failures
+              if getattr(event.event_specific_data, "error", None)]
+    error = errors[0] if errors else (run_failure_message or "the run failed (no step failed)")
+    if len(error) > MAX_ERROR_CHARS:
+        error = error[:MAX_ERROR_CHARS] + "…"
+    return FailedRun(run_id=run.run_id, job=run.job_name, partition=partition or "(none)",
+                     steps=steps, error=error, link=f"{ui_url.rstrip('/')}/runs/{run.run_id}",
+                     backfill=tags.get(BACKFILL_TAG))
+
+
+def slack_payload(failed: FailedRun) -> dict:
+    """A Slack incoming-webhook payload (``text`` for notifications, ``blocks`` for display);
+    any Slack-compatible receiver (Mattermost, Rocket.Chat, Teams' Slack connector) takes it."""
+    steps = ", ".join(failed.steps) or "(no step failed)"
+    text = (f"taxi_platform run failed: {failed.job}, partition {failed.partition}, step {steps}: "
+            f"{failed.error.splitlines()[0] if failed.error else ''} {failed.link}")
+    fields = [f"*Job*\n{failed.job}", f"*Partition*\n{failed.partition}",
+              f"*Failed step*\n{steps}", f"*Run*\n<{failed.link}|{failed.run_id[:8]}>"]
+    if failed.backfill:
+        fields.append(f"*Backfill*\n{failed.backfill}")
+    return {
+        "text": text,
+        "blocks": [
+            {"type": "header",
+             "text": {"type": "plain_text", "text": f"Run failed: {failed.job} {failed.partition}"}},
+            {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"*Error*\n```{failed.error}```"}},
+            {"type": "actions", "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Open the run"},
+                 "url": failed.link}]},
+        ],
+    }
+
+
+def email_message(failed: FailedRun, sender: str, recipients: list[str]) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = f"[taxi_platform] run failed: {failed.job} {failed.partition}"
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message.set_content(
+        f"Job:         {failed.job}\nPartition:   {failed.partition}\n"
+        f"Failed step: {', '.join(failed.steps) or '(none)'}\n"
+        + (f"Backfill:    {failed.backfill}\n" if failed.backfill else "")
+        + f"Run:         {failed.link}\n\nError:\n{failed.error}\n")
+    return message
+
+
+def send_alerts(failed: FailedRun, env: Mapping[str, str], log) -> list[str]:
+    """Deliver to every configured channel; returns the channels used. Raises after trying all
+    of them if any delivery failed."""
+    sent, problems = [], []
+    webhook = (env.get("TAXI_ALERT_WEBHOOK_URL") or "").strip()
+    if webhook:
+        try:
+            response = requests.post(webhook, json=slack_payload(failed), timeout=15)
+            response.raise_for_status()
+            sent.append("webhook")
+        except requests.RequestException as exc:
+            problems.append(f"webhook {webhook}: {exc}")
+    host = (env.get("TAXI_ALERT_SMTP_HOST") or "").strip()
+    recipients = [r.strip() for r in (env.get("TAXI_ALERT_EMAIL_TO") or "").split(",") if r.strip()]
+    if host and recipients:
+        try:
+            _send_email(failed, host, recipients, env)
+            sent.append("email")
+        except (OSError, smtplib.SMTPException) as exc:
+            problems.append(f"e-mail via {host}: {exc}")
+    elif host or recipients:
+        problems.append("e-mail needs both TAXI_ALERT_SMTP_HOST and TAXI_ALERT_EMAIL_TO")
+    for problem in problems:
+        log.error(f"alert for run {failed.run_id} not delivered: {problem}")
+    if problems:
+        raise RuntimeError(f"alert for run {failed.run_id} not delivered: " + "; ".join(problems))
+    if sent:
+        log.info(f"alert for run {failed.run_id} sent by {' and '.join(sent)}")
+    return sent
+
+
+def _send_email(failed: FailedRun, host: str, recipients: list[str], env: Mapping[str, str]):
+    port = int(env.get("TAXI_ALERT_SMTP_PORT") or 25)
+    security = (env.get("TAXI_ALERT_SMTP_SECURITY")
+                or {465: "ssl", 587: "starttls"}.get(port, "none")).lower()
+    sender = env.get("TAXI_ALERT_EMAIL_FROM") or "taxi-platform@localhost"
+    user, password = env.get("TAXI_ALERT_SMTP_USER"), env.get("TAXI_ALERT_SMTP_PASSWORD") or ""
+    if security == "ssl":
+        client = smtplib.SMTP_SSL(host, port, timeout=30, context=ssl.create_default_context())
+    else:
+        client = smtplib.SMTP(host, port, timeout=30)
+    with client:
+        if security == "starttls":
+            client.starttls(context=ssl.create_default_context())
+        if user:
+            client.login(user, password)
+        client.send_message(email_message(failed, sender, recipients))
+
+
+def alert_on_failure(context: RunFailureSensorContext, env: Mapping[str, str] | None = None) -> list[str]:
+    env = os.environ if env is None else env
+    failed = describe_failed_run(context.dagster_run, context.get_step_failure_events(),
+                                 context.failure_event.message,
+                                 env.get("TAXI_DAGSTER_UI_URL") or DEFAULT_UI_URL)
+    return send_alerts(failed, env, context.log)
+
+
+@run_failure_sensor(
+    name="failure_alert_sensor",
+    default_status=DefaultSensorStatus.RUNNING,
+    description=("Posts a Slack-compatible message to TAXI_ALERT_WEBHOOK_URL (and an e-mail when "
+                 "TAXI_ALERT_SMTP_HOST / TAXI_ALERT_EMAIL_TO are set) for every failed run: job, "
+                 "partition, failed step, error, link. Does nothing when they are unset."),
+)
+def failure_alert_sensor(context: RunFailureSensorContext):
+    alert_on_failure(context)
+
+
+def build_sensors(jobs: dict) -> list:
+    return [build_landing_sensor(jobs), build_publication_sensor(jobs), failure_alert_sensor]
