@@ -261,6 +261,11 @@ class FailedRun:
     backfill: str | None
 
 
+def _readable(message: str) -> str:
+    """The error as a person wants to read it: a deliberate Failure without its class path."""
+    return re.sub(r"^dagster\._core\.definitions\.events\.Failure: ", "", message.strip())
+
+
 def describe_failed_run(run, step_failures: Sequence, run_failure_message: str | None,
                         ui_url: str) -> FailedRun:
     """The facts an alert carries, from the failed DagsterRun and its STEP_FAILURE events."""
@@ -270,7 +275,7 @@ def describe_failed_run(run, step_failures: Sequence, run_failure_message: str |
         partition = (f"{tags['dagster/asset_partition_range_start']}..."
                      f"{tags.get('dagster/asset_partition_range_end', '')}")
     steps = tuple(event.step_key for event in step_failures if event.step_key)
-    errors = [event.event_specific_data.error.message.strip() for event in step_failures
+    errors = [_readable(event.event_specific_data.error.message) for event in step_failures
               if getattr(event.event_specific_data, "error", None)]
     error = errors[0] if errors else (run_failure_message or "the run failed (no step failed)")
     if len(error) > MAX_ERROR_CHARS:
