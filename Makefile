@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint lock clean
+.PHONY: install demo test dev lint lock clean gx-suites
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,9 @@ dev: install  ## Dagster UI and daemon on http://127.0.0.1:3000
 	fi; \
 	mkdir -p "$${TAXI_LANDING_DIR:-$${TAXI_DATA_DIR:-data}/landing}"; \
 	exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+gx-suites: install  ## (re)write the Great Expectations suites, checkpoints and data source in gx/
+	$(BIN)/python -m taxi_platform.checks.gx_suites
 
 lint: install
 	$(BIN)/ruff check taxi_platform tests

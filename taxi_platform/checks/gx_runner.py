@@ -1,0 +1,227 @@
+"""Run a suite's checkpoint on one month's batch and turn the GX result into an asset check result.
+
+The batch is the rows of the month's file (``WHERE filename = '<colour>_tripdata_YYYY-MM.csv.gz'``
+on the table, in the warehouse); GX computes every metric in SQL, so nothing is pulled into
+pandas and a 7-million-row month validates in seconds. Only the handful of unexpected values
+shown in the metadata leave the warehouse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
+
+from taxi_platform.checks.gx_context import DATA_DOCS_SITE
+from taxi_platform.checks.gx_suites import Suite
+from taxi_platform.partitions import month_bounds
+from taxi_platform.schemas import TripSchema
+
+EXAMPLES = 5  # unexpected values shown per failed expectation
+
+
+@dataclass
+class FailedExpectation:
+    expectation: str  # GX type, e.g. expect_column_values_to_be_between
+    column: str | None
+    severity: str  # critical (-> ERROR) or warning (-> WARN: a `mostly` rule)
+    description: str
+    observed_value: Any = None
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    unexpected_values: list = field(default_factory=list)
+    mostly: float | None = None
+    error: str | None = None  # the expectation could not be evaluated
+
+    @property
+    def message(self) -> str:
+        where = f" on {self.column}" if self.column else ""
+        if self.error:
+            return f"{self.expectation}{where} could not be evaluated: {self.error}"
+        parts = [f"{self.expectation}{where} failed ({self.description.rstrip('.')})"]
+        if self.unexpected_count is not None:
+            share = f" ({self.unexpected_percent:.2f}%)" if self.unexpected_percent is not None else ""
+            need = f", allowed at most {(1 - self.mostly) * 100:.1f}%" if self.mostly else ""
+            parts.append(f"{self.unexpected_count:,} unexpected rows{share}{need}")
+        if self.unexpected_values:
+            parts.append("e.g. " + ", ".join(repr(v) for v in self.unexpected_values))
+        if self.observed_value is not None and self.unexpected_count is None:
+            parts.append(f"observed {_short(self.observed_value)}")
+        return ": ".join(parts[:1]) + ("; " + "; ".join(parts[1:]) if parts[1:] else "")
+
+    def as_json(self) -> dict:
+        return {k: v for k, v in {
+            "expectation": self.expectation, "column": self.column, "severity": self.severity,
+            "observed_value": _jsonable(self.observed_value), "unexpected_count": self.unexpected_count,
+            "unexpected_percent": self.unexpected_percent, "unexpected_values": self.unexpected_values,
+            "mostly": self.mostly, "error": self.error, "message": self.message,
+        }.items() if v is not None and v != []}
+
+
+@dataclass
+class SuiteOutcome:
+    suite: str
+    month: str
+    filename: str
+    evaluated: int
+    successful: int
+    failures: list[FailedExpectation]
+    seconds: float
+    data_docs_url: str | None = None
+    row_count: int | None = None
+
+    @property
+    def success(self) -> bool:
+        return not self.failures
+
+    @property
+    def severity(self) -> AssetCheckSeverity:
+        critical = any(f.severity == "critical" for f in self.failures)
+        return AssetCheckSeverity.ERROR if critical else AssetCheckSeverity.WARN
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (dt.datetime, dt.date)):
+        return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = repr(_jsonable(value))
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _failure(result) -> FailedExpectation:
+    config = result.expectation_config
+    kwargs = config.kwargs
+    column = kwargs.get("column") or (
+        f"{kwargs['column_A']} vs {kwargs['column_B']}" if "column_A" in kwargs else None)
+    severity = getattr(config, "severity", None)
+    severity = getattr(severity, "value", severity) or "critical"
+    info = result.exception_info or {}
+    error = None
+    if info.get("raised_exception"):
+        error = str(info.get("exception_message") or "error").splitlines()[0]
+    else:  # metric errors are keyed by metric id
+        for value in info.values():
+            if isinstance(value, dict) and value.get("raised_exception"):
+                error = str(value.get("exception_message") or "error").splitlines()[0]
+                break
+    r = result.result or {}
+    observed = r.get("observed_value")
+    details = r.get("details") or {}
+    if config.type == "expect_table_columns_to_match_ordered_list" and details.get("mismatched"):
+        observed = {"columns": observed, "mismatched": details["mismatched"]}
+    percent = r.get("unexpected_percent")
+    return FailedExpectation(
+        expectation=config.type, column=column,
+        severity="critical" if error else severity,
+        description=getattr(config, "description", None) or config.meta.get("description", "") or "",
+        observed_value=_jsonable(observed),
+        unexpected_count=r.get("unexpected_count"),
+        unexpected_percent=round(float(percent), 4) if percent is not None else None,
+        unexpected_values=_jsonable(list(r.get("partial_unexpected_list") or [])[:EXAMPLES]),
+        mostly=kwargs.get("mostly"), error=error)
+
+
+def validate_month(context, suite: Suite, schema: TripSchema, month: str,
+                   run_name: str | None = None) -> SuiteOutcome:
+    """Run ``suite``'s checkpoint on the rows of ``month``'s file (in the warehouse)."""
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.exceptions.exceptions import NoAvailableBatchesError
+
+    filename = schema.filename(month)
+    start, end = month_bounds(month)
+    checkpoint = context.checkpoints.get(suite.name)
+    began = time.monotonic()
+    try:
+        result = checkpoint.run(
+            batch_parameters={"filename": filename},
+            expectation_parameters={"month_start": start.strftime("%Y-%m-%d %H:%M:%S"),
+                                    "month_end": end.strftime("%Y-%m-%d %H:%M:%S")},
+            run_id=RunIdentifier(run_name=f"{run_name or 'manual'}-{month}"))
+    except NoAvailableBatchesError:
+        return SuiteOutcome(suite.name, month, filename, 1, 0, [FailedExpectation(
+            "batch", None, "critical", "", error=f"{suite.asset_name} has no rows of {filename}: "
+            f"materialize {suite.schema_name}/{suite.table_name} for {month} first")],
+            time.monotonic() - began)
+    seconds = time.monotonic() - began
+    (identifier, validation), = result.run_results.items()
+    failures = [_failure(r) for r in validation.results if not r.success]
+    row_count = next((r.result.get("observed_value") for r in validation.results
+                      if r.expectation_config.type == "expect_table_row_count_to_be_between"), None)
+    urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DATA_DOCS_SITE])
+    stats = validation.statistics
+    return SuiteOutcome(
+        suite=suite.name, month=month, filename=filename,
+        evaluated=int(stats.get("evaluated_expectations", len(validation.results))),
+        successful=int(stats.get("successful_expectations", 0)),
+        failures=failures, seconds=round(seconds, 3),
+        data_docs_url=urls[0]["site_url"] if urls else None, row_count=row_count)
+
+
+def _failures_markdown(outcomes: list[SuiteOutcome]) -> str:
+    lines = ["| month | expectation | column | severity | observed | unexpected | % | examples |",
+             "|---|---|---|---|---|---|---|---|"]
+    for o in outcomes:
+        for f in o.failures:
+            cells = [o.month, f.expectation, f.column or "", f.severity,
+                     _short(f.observed_value, 80) if f.observed_value is not None else (f.error or ""),
+                     "" if f.unexpected_count is None else f"{f.unexpected_count:,}",
+                     "" if f.unexpected_percent is None else f"{f.unexpected_percent:.2f}",
+                     ", ".join(repr(v) for v in f.unexpected_values)]
+            lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def check_result(suite: Suite, outcomes: list[SuiteOutcome], docs_index: str | None = None) -> AssetCheckResult:
+    """One asset check result for the months of a run: passed when every expectation held in
+    every month; ERROR when an exact expectation failed, WARN when only `mostly` rules did."""
+    failed = [o for o in outcomes if not o.success]
+    severity = (AssetCheckSeverity.WARN if failed and all(o.severity == AssetCheckSeverity.WARN for o in failed)
+                else AssetCheckSeverity.ERROR)
+    all_failures = [f for o in failed for f in o.failures]
+    metadata: dict[str, Any] = {
+        "suite": suite.name,
+        "table": suite.asset_name,
+        "evaluated_expectations": sum(o.evaluated for o in outcomes),
+        "successful_expectations": sum(o.successful for o in outcomes),
+        "failed_expectations": MetadataValue.json(
+            [{"month": o.month, **f.as_json()} for o in outcomes for f in o.failures]),
+        "validation_seconds": round(sum(o.seconds for o in outcomes), 3),
+    }
+    if all_failures:
+        metadata["failures"] = MetadataValue.md(_failures_markdown(failed))
+    if len(outcomes) == 1:
+        (o,) = outcomes
+        metadata["file"] = o.filename
+        if o.row_count is not None:
+            metadata["rows_validated"] = o.row_count
+        if o.data_docs_url:
+            metadata["data_docs"] = MetadataValue.url(o.data_docs_url)
+    else:
+        metadata["months"] = MetadataValue.md("\n".join(
+            ["| month | file | passed | failed expectations | seconds | data docs |", "|---|---|---|---|---|---|"]
+            + [f"| {o.month} | {o.filename} | {o.success} | {len(o.failures)} | {o.seconds} | "
+               f"{o.data_docs_url or ''} |" for o in outcomes]))
+    if docs_index:
+        metadata["data_docs_index"] = MetadataValue.path(docs_index)
+    if failed:
+        head = (f"{suite.name}: {len(all_failures)} expectation(s) failed"
+                + (f" in {', '.join(o.month for o in failed)}" if len(outcomes) > 1 else f" on {failed[0].filename}"))
+        description = head + ". " + " | ".join(
+            (f"[{o.month}] " if len(outcomes) > 1 else "") + f.message for o in failed for f in o.failures)
+    else:
+        description = (f"{suite.name}: all {sum(o.evaluated for o in outcomes)} expectations passed on "
+                       + ", ".join(o.filename for o in outcomes))
+    return AssetCheckResult(passed=not failed, severity=severity, description=description[:2000],
+                            metadata=metadata)

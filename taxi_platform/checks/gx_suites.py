@@ -1,0 +1,344 @@
+"""The Great Expectations suites, and the script that writes them into the committed ``gx/``.
+
+Run ``make gx-suites`` (``python -m taxi_platform.checks.gx_suites``) after changing a suite
+here or a column contract in ``taxi_platform/schemas.py``. The JSON files in ``gx/`` refer to
+each other by id (checkpoint -> validation definition -> suite and batch definition), which is
+why they are written by this script and never by hand. The script is idempotent: an object whose
+content is unchanged keeps its id and its file, so re-running it on a clean tree changes nothing.
+
+Rules about severity: an expectation with ``mostly`` (real data is messy there) has GX severity
+``warning`` and fails its asset check at WARN; an exact expectation has severity ``critical``
+and fails it at ERROR (the bronze gate blocks silver only on those).
+
+Suite parameters, filled per partition by the asset check: ``month_start`` and ``month_end``
+(the half-open month of the partition, ``YYYY-MM-DD HH:MM:SS``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from taxi_platform.schemas import SCHEMAS, TripSchema
+
+# A published timestamp: 2019-01-01 00:46:40 (fraction of a second tolerated). Checked as
+# text in bronze, where every column is still VARCHAR.
+TIMESTAMP_REGEX = (r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01]) "
+                   r"([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?$")
+MAX_TRIP_MILES = 500  # a yellow or green cab trip beyond this is a meter error
+MOSTLY_IN_MONTH = 0.99  # the real files carry stray pickups from earlier months
+MOSTLY_DROPOFF_AFTER_PICKUP = 0.99
+MOSTLY_NOT_NEGATIVE = 0.99  # voided trips appear as twins with negated amounts
+MOSTLY_SANE_DISTANCE = 0.999
+PAYMENT_TYPES = [0, 1, 2, 3, 4, 5, 6]
+LOCATION_IDS = (1, 265)
+MONTH_START, MONTH_END = {"$PARAMETER": "month_start"}, {"$PARAMETER": "month_end"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One expectation: its GX class name and keyword arguments (``mostly`` -> WARN)."""
+
+    type: str  # e.g. "ExpectColumnValuesToBeBetween"
+    kwargs: dict[str, Any]
+    description: str
+
+    @property
+    def mostly(self) -> float | None:
+        return self.kwargs.get("mostly")
+
+    @property
+    def severity(self) -> str:
+        return "warning" if self.mostly is not None and self.mostly < 1 else "critical"
+
+    def build(self):
+        import great_expectations.expectations as gxe
+
+        return getattr(gxe, self.type)(**self.kwargs, severity=self.severity,
+                                       description=self.description)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str  # also the name of its validation definition and its checkpoint
+    schema_name: str  # warehouse schema (bronze, silver, gold, marts)
+    table_name: str
+    rules: list[Rule] = field(default_factory=list)
+    batch_by_file: bool = True  # one batch per `filename` (the partition's month)
+
+    @property
+    def asset_name(self) -> str:
+        return f"{self.schema_name}.{self.table_name}"
+
+
+def bronze_suite(schema: TripSchema) -> Suite:
+    columns = [*schema.sql_names, "filename"]
+    rules = [
+        Rule("ExpectTableColumnsToMatchOrderedList", {"column_list": columns},
+             f"The columns of {schema.colour}_tripdata_YYYY-MM.csv.gz, in the file's order, plus "
+             "filename: a renamed, missing, extra or moved column is an upstream format change."),
+        Rule("ExpectTableRowCountToBeBetween", {"min_value": 1},
+             "The month's file landed at least one trip."),
+    ]
+    for column in (schema.pickup, schema.dropoff):
+        rules.append(Rule(
+            "ExpectColumnValuesToMatchRegex", {"column": column, "regex": TIMESTAMP_REGEX},
+            f"{column} reads as a timestamp (YYYY-MM-DD HH:MM:SS), as the TLC publishes it."))
+    return Suite(f"bronze_{schema.table}", "bronze", schema.table, rules)
+
+
+def silver_suite(schema: TripSchema) -> Suite:
+    money = ["fare_amount", "total_amount"]
+    rules = [
+        Rule("ExpectTableRowCountToBeBetween", {"min_value": 1},
+             "The month's file has trips in silver."),
+        Rule("ExpectColumnValuesToNotBeNull", {"column": "unique_row_id"},
+             "Every trip has its unique_row_id."),
+        Rule("ExpectColumnValuesToBeUnique", {"column": "unique_row_id"},
+             "No unique_row_id appears twice in the month."),
+        Rule("ExpectColumnValuesToBeBetween",
+             {"column": schema.pickup, "min_value": MONTH_START, "max_value": MONTH_END,
+              "strict_max": True, "mostly": MOSTLY_IN_MONTH},
+             f"{schema.pickup} falls within the partition's month (a few stray pickups from "
+             "earlier months are normal in the published files)."),
+        Rule("ExpectColumnPairValuesAToBeGreaterThanB",
+             {"column_A": schema.dropoff, "column_B": schema.pickup, "or_equal": True,
+              "ignore_row_if": "either_value_is_missing", "mostly": MOSTLY_DROPOFF_AFTER_PICKUP},
+             "The drop-off is not before the pick-up."),
+        *[Rule("ExpectColumnValuesToBeBetween",
+               {"column": column, "min_value": 0, "mostly": MOSTLY_NOT_NEGATIVE},
+               f"{column} is not negative (voided trips' negated twins are a small share).")
+          for column in money],
+        Rule("ExpectColumnValuesToBeBetween",
+             {"column": "passenger_count", "min_value": 0, "max_value": 9},
+             "passenger_count is 0-9 (or empty)."),
+        Rule("ExpectColumnValuesToBeInSet", {"column": "payment_type", "value_set": PAYMENT_TYPES},
+             "payment_type is a TLC code 0-6 (or empty)."),
+        *[Rule("ExpectColumnValuesToBeBetween",
+               {"column": column, "min_value": LOCATION_IDS[0], "max_value": LOCATION_IDS[1]},
+               f"{column} is a TLC taxi zone {LOCATION_IDS[0]}-{LOCATION_IDS[1]}.")
+          for column in ("pulocationid", "dolocationid")],
+        Rule("ExpectColumnValuesToBeBetween",
+             {"column": "trip_distance", "max_value": MAX_TRIP_MILES, "mostly": MOSTLY_SANE_DISTANCE},
+             f"trip_distance is below {MAX_TRIP_MILES} miles (the real files have meter errors "
+             "like 55,000 miles, rarely)."),
+    ]
+    return Suite(f"silver_{schema.table}", "silver", schema.table, rules)
+
+
+def all_suites() -> list[Suite]:
+    return ([bronze_suite(s) for s in SCHEMAS.values()]
+            + [silver_suite(s) for s in SCHEMAS.values()])
+
+
+def suite_by_name(name: str) -> Suite:
+    return next(s for s in all_suites() if s.name == name)
+
+
+# -- writing gx/ -----------------------------------------------------------------------------
+
+_PROJECT_CONFIG = """\
+# The Great Expectations 1.x file context of taxi_platform. Written by
+# `make gx-suites` (taxi_platform/checks/gx_suites.py): edit the suites there, not here.
+# Environment-free: the asset checks set the three variables below (taxi_platform/checks/gx_context.py).
+#   TAXI_GX_WAREHOUSE_URL   SQLAlchemy URL of the warehouse (DuckDB now; PostgreSQL/BigQuery later)
+#   TAXI_GX_RESULTS_DIR     validation results (<TAXI_DATA_DIR>/gx_validations)
+#   TAXI_GX_DATA_DOCS_DIR   the Data Docs site (<TAXI_DATA_DIR>/gx_data_docs)
+config_version: 4.0
+config_variables_file_path: uncommitted/config_variables.yml
+plugins_directory:
+analytics_enabled: false
+data_context_id: 6f1d6c7e-3a43-4c59-9a36-6e0d0d7a2c11
+
+stores:
+  expectations_store:
+    class_name: ExpectationsStore
+    store_backend:
+      class_name: TupleFilesystemStoreBackend
+      base_directory: expectations/
+  validation_results_store:
+    class_name: ValidationResultsStore
+    store_backend:
+      class_name: TupleFilesystemStoreBackend
+      base_directory: ${TAXI_GX_RESULTS_DIR}
+  checkpoint_store:
+    class_name: CheckpointStore
+    store_backend:
+      class_name: TupleFilesystemStoreBackend
+      suppress_store_backend_id: true
+      base_directory: checkpoints/
+  validation_definition_store:
+    class_name: ValidationDefinitionStore
+    store_backend:
+      class_name: TupleFilesystemStoreBackend
+      base_directory: validation_definitions/
+
+expectations_store_name: expectations_store
+validation_results_store_name: validation_results_store
+checkpoint_store_name: checkpoint_store
+
+data_docs_sites:
+  local_site:
+    class_name: SiteBuilder
+    show_how_to_buttons: false
+    store_backend:
+      class_name: TupleFilesystemStoreBackend
+      base_directory: ${TAXI_GX_DATA_DOCS_DIR}
+    site_index_builder:
+      class_name: DefaultSiteIndexBuilder
+"""
+
+
+def _config_of(expectation) -> dict:
+    config = expectation.configuration.to_json_dict()
+    config.pop("id", None)
+    return json.loads(json.dumps(config, sort_keys=True, default=str))
+
+
+def write_context(project_root: Path, scratch_dir: Path | None = None, log=print) -> list[str]:
+    """Create or update ``<project_root>/gx``; return what changed (empty when nothing did)."""
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.core.partitioners import PartitionerColumnValue
+
+    from taxi_platform.checks.gx_context import (
+        BATCH_BY_FILE, DATA_DOCS_SITE, DATASOURCE, close_context, load_context)
+
+    gx_dir = project_root / "gx"
+    scratch = Path(scratch_dir or project_root / "gx" / "uncommitted" / "scratch")
+    # The context needs its variables to load. Writing never touches the real warehouse: GX
+    # checks that a table asset's table exists, so it gets an empty stand-in of each table.
+    scratch.mkdir(parents=True, exist_ok=True)
+    stand_in = scratch / "tables.duckdb"
+    stand_in.unlink(missing_ok=True)
+    with duckdb.connect(str(stand_in)) as conn:
+        for suite in all_suites():
+            conn.execute(f"CREATE SCHEMA IF NOT EXISTS {suite.schema_name}")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {suite.asset_name} (filename VARCHAR)")
+    os.environ["TAXI_GX_WAREHOUSE_URL"] = f"duckdb+taxi_gx:///{stand_in}"
+    os.environ["TAXI_GX_RESULTS_DIR"] = str(scratch / "validations")
+    os.environ["TAXI_GX_DATA_DOCS_DIR"] = str(scratch / "data_docs")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    changed: list[str] = []
+    yml = gx_dir / "great_expectations.yml"
+    gx_dir.mkdir(parents=True, exist_ok=True)
+    text = yml.read_text() if yml.is_file() else ""
+    fluent = text[text.index("fluent_datasources:"):] if "fluent_datasources:" in text else ""
+    if text != _PROJECT_CONFIG + fluent:
+        yml.write_text(_PROJECT_CONFIG + fluent)
+        changed.append("great_expectations.yml (project config)")
+    for sub in ("expectations", "validation_definitions", "checkpoints"):
+        (gx_dir / sub).mkdir(exist_ok=True)
+    gitignore = gx_dir / ".gitignore"
+    if not gitignore.is_file() or gitignore.read_text() != "uncommitted/\n":
+        gitignore.write_text("uncommitted/\n")
+
+    context = load_context(project_root)
+    wanted = all_suites()
+
+    # The data source, its table assets, and one batch definition per asset: batch = one file.
+    try:
+        datasource = context.data_sources.get(DATASOURCE)
+    except (KeyError, ValueError):
+        datasource = context.data_sources.add_sql(DATASOURCE, connection_string="${TAXI_GX_WAREHOUSE_URL}")
+        changed.append(f"data source {DATASOURCE}")
+    existing_assets = {a.name for a in datasource.assets}
+    for suite in wanted:
+        if suite.asset_name not in existing_assets:
+            datasource.add_table_asset(suite.asset_name, table_name=suite.table_name,
+                                       schema_name=suite.schema_name)
+            existing_assets.add(suite.asset_name)
+            changed.append(f"table asset {suite.asset_name}")
+        asset = datasource.get_asset(suite.asset_name)
+        if suite.batch_by_file and BATCH_BY_FILE not in {b.name for b in asset.batch_definitions}:
+            # validate_partitioner=False: GX validates datetime partitioners only; this one is
+            # a plain column value, and the table may not exist yet.
+            asset.add_batch_definition(BATCH_BY_FILE, partitioner=PartitionerColumnValue(column_name="filename"),
+                                       validate_partitioner=False)
+            changed.append(f"batch definition {suite.asset_name}/{BATCH_BY_FILE}")
+
+    for suite in wanted:
+        desired = [rule.build() for rule in suite.rules]
+        desired_configs = [_config_of(e) for e in desired]
+        rebuild = False
+        try:
+            current = context.suites.get(suite.name)
+            if [_config_of(e) for e in current.expectations] != desired_configs:
+                context.suites.delete(suite.name)
+                rebuild = True
+        except Exception:  # not there yet (DataContextError)
+            rebuild = True
+        if rebuild:
+            current = context.suites.add(gx.ExpectationSuite(name=suite.name, expectations=desired))
+            changed.append(f"suite {suite.name}")
+
+        asset = datasource.get_asset(suite.asset_name)
+        batch = asset.get_batch_definition(BATCH_BY_FILE) if suite.batch_by_file else None
+        try:
+            vd = context.validation_definitions.get(suite.name)
+            stale = rebuild or vd.suite.id != current.id or vd.data.id != batch.id
+        except Exception:
+            vd, stale = None, True
+        if stale:
+            if vd is not None:
+                context.validation_definitions.delete(suite.name)
+            vd = context.validation_definitions.add(
+                gx.ValidationDefinition(name=suite.name, data=batch, suite=current))
+            changed.append(f"validation definition {suite.name}")
+        try:
+            checkpoint = context.checkpoints.get(suite.name)
+            stale = stale or [v.id for v in checkpoint.validation_definitions] != [vd.id]
+        except Exception:
+            checkpoint, stale = None, True
+        if stale:
+            if checkpoint is not None:
+                context.checkpoints.delete(suite.name)
+            context.checkpoints.add(gx.Checkpoint(
+                name=suite.name, validation_definitions=[vd],
+                actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[DATA_DOCS_SITE])],
+                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}))
+            changed.append(f"checkpoint {suite.name}")
+
+    # Whatever gx/ holds that no suite asks for any more goes.
+    names = {s.name for s in wanted}
+    for store, folder in ((context.checkpoints, "checkpoints"),
+                          (context.validation_definitions, "validation_definitions")):
+        for path in sorted((gx_dir / folder).glob("*.json")):
+            if path.stem not in names:
+                store.delete(path.stem)
+                changed.append(f"removed {folder}/{path.name}")
+    for path in sorted((gx_dir / "expectations").glob("*.json")):
+        if path.stem not in names:
+            context.suites.delete(path.stem)
+            changed.append(f"removed expectations/{path.name}")
+    shutil.rmtree(gx_dir / "plugins", ignore_errors=True)
+    close_context(context)
+    shutil.rmtree(scratch, ignore_errors=True)
+    for line in changed:
+        log(f"gx: {line}")
+    return changed
+
+
+def main(argv: list[str] | None = None) -> int:
+    from taxi_platform.checks.gx_context import PROJECT_ROOT
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--project-root", type=Path, default=PROJECT_ROOT,
+                        help="folder holding gx/ (default: the repository)")
+    args = parser.parse_args(argv)
+    changed = write_context(args.project_root)
+    print(f"gx: {len(changed)} change(s) in {args.project_root / 'gx'}" if changed
+          else f"gx: {args.project_root / 'gx'} is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
