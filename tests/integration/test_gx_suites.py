@@ -1,0 +1,155 @@
+"""The GX suites validate real months in a real DuckDB file, through GX's SQL data source, and
+each seeded defect fails the expectation it should, at the severity it should, with a message
+that says what is wrong."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from dagster import AssetCheckSeverity
+
+from taxi_platform.checks.gx_context import open_context
+from taxi_platform.checks.gx_runner import check_result, validate_month
+from taxi_platform.checks.gx_suites import bronze_suite, silver_suite
+from taxi_platform.files import check_header, read_header
+from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
+from taxi_platform.schemas import YELLOW
+from taxi_platform.settings import Settings
+from tests.support.runs import rewrite_csv
+
+REAL = "yellow_tripdata_2019-01.csv.gz"
+FARE, PICKUP = YELLOW.sql_names.index("fare_amount"), YELLOW.sql_names.index("tpep_pickup_datetime")
+
+
+@pytest.fixture
+def warehouse(platform_env):
+    return DuckDBWarehouseResource(path=str(platform_env.duckdb_path))
+
+
+def _load(warehouse, month, path):
+    name = YELLOW.filename(month)
+    check_header(read_header(path, file=name, partition=month), YELLOW, file=name, partition=month)
+    warehouse.load_bronze(YELLOW, month, name, str(path))
+    warehouse.build_silver(YELLOW, month, name)
+
+
+def _validate(warehouse, suite, month="2019-01"):
+    with warehouse.exclusive(), open_context(warehouse, Settings.from_env()) as context:
+        outcome = validate_month(context, suite, YELLOW, month, run_name="test")
+    return outcome, check_result(suite, [outcome])
+
+
+def _generated(tmp_path, month, rows, edit=None):
+    from taxi_platform.sample_source import write_month
+
+    path = write_month(YELLOW, month, rows, tmp_path / "gen")
+    return rewrite_csv(path, tmp_path / "edited" / path.name, edit) if edit else path
+
+
+def _every_nth_row(n, column, change):
+    def edit(lines):
+        out = [lines[0]]
+        for i, line in enumerate(lines[1:]):
+            fields = line.split(",")
+            if line and i % n == 0:
+                fields[column] = change(fields[column])
+            out.append(",".join(fields))
+        return out
+    return edit
+
+
+def test_the_real_yellow_january_sample_passes_the_bronze_and_silver_suites(warehouse, tlc_dir, platform_env):
+    _load(warehouse, "2019-01", tlc_dir / "mirror/yellow" / REAL)
+    for suite in (bronze_suite(YELLOW), silver_suite(YELLOW)):
+        outcome, result = _validate(warehouse, suite)
+        assert outcome.failures == [], [f.message for f in outcome.failures]
+        assert result.passed and outcome.row_count == 10_000
+        assert outcome.evaluated == len(suite.rules) == outcome.successful
+        docs = result.metadata["data_docs"].value
+        assert docs.startswith(f"file://{platform_env.data_dir / 'gx_data_docs'}/") and docs.endswith(".html")
+        assert (platform_env.data_dir / "gx_data_docs" / docs.split("gx_data_docs/", 1)[1]).is_file()
+
+
+def test_a_renamed_column_fails_the_bronze_suite_column_contract_at_error(warehouse, tlc_dir):
+    # The bronze asset refuses such a file before loading; the suite guards the table itself.
+    _load(warehouse, "2019-01", tlc_dir / "mirror/yellow" / REAL)
+    warehouse.query("ALTER TABLE bronze.yellow_tripdata RENAME COLUMN fare_amount TO fare_amt")
+    outcome, result = _validate(warehouse, bronze_suite(YELLOW))
+    (failure,) = outcome.failures
+    assert failure.expectation == "expect_table_columns_to_match_ordered_list"
+    assert failure.severity == "critical" and result.severity == AssetCheckSeverity.ERROR and not result.passed
+    assert "fare_amt" in str(failure.observed_value) and "fare_amount" in str(failure.observed_value)
+    assert "upstream format change" in result.description and "fare_amt" in result.description
+
+
+def test_a_null_unique_row_id_fails_the_silver_suite_at_error(warehouse, tlc_dir):
+    _load(warehouse, "2019-01", tlc_dir / "mirror/yellow" / REAL)
+    warehouse.query("ALTER TABLE silver.yellow_tripdata ALTER COLUMN unique_row_id DROP NOT NULL")
+    warehouse.query("UPDATE silver.yellow_tripdata SET unique_row_id = NULL WHERE rowid % 1000 = 0")
+    outcome, result = _validate(warehouse, silver_suite(YELLOW))
+    (failure,) = outcome.failures
+    assert (failure.expectation, failure.column) == ("expect_column_values_to_not_be_null", "unique_row_id")
+    assert failure.unexpected_count == 10 and failure.unexpected_percent == pytest.approx(0.1)
+    assert result.severity == AssetCheckSeverity.ERROR and not result.passed
+    assert "expect_column_values_to_not_be_null on unique_row_id failed" in result.description
+    assert "10 unexpected rows (0.10%)" in result.description
+
+
+def test_a_duplicate_unique_row_id_fails_the_silver_suite_at_error(warehouse, tlc_dir):
+    _load(warehouse, "2019-01", tlc_dir / "mirror/yellow" / REAL)
+    (first,), = warehouse.query("SELECT unique_row_id FROM silver.yellow_tripdata ORDER BY rowid LIMIT 1")
+    warehouse.query("UPDATE silver.yellow_tripdata SET unique_row_id = ? WHERE rowid IN (10, 20)", [first])
+    outcome, result = _validate(warehouse, silver_suite(YELLOW))
+    (failure,) = outcome.failures
+    assert (failure.expectation, failure.column) == ("expect_column_values_to_be_unique", "unique_row_id")
+    assert failure.unexpected_count == 3 and failure.unexpected_values[0] == first
+    assert result.severity == AssetCheckSeverity.ERROR
+    assert f"e.g. '{first}'" in result.description
+    assert result.metadata["failed_expectations"].value[0]["unexpected_count"] == 3
+
+
+def test_many_negative_fares_fail_the_silver_suite_at_warn(warehouse, tmp_path):
+    # one trip in four with a negated fare: far more than voided trips explain
+    path = _generated(tmp_path, "2019-02", 2_000, _every_nth_row(4, FARE, lambda v: "-" + v.lstrip("-")))
+    _load(warehouse, "2019-02", path)
+    outcome, result = _validate(warehouse, silver_suite(YELLOW), "2019-02")
+    (failure,) = outcome.failures
+    assert (failure.expectation, failure.column) == ("expect_column_values_to_be_between", "fare_amount")
+    assert failure.severity == "warning" and failure.mostly == 0.99
+    assert failure.unexpected_percent > 20 and all(v < 0 for v in failure.unexpected_values)
+    assert result.severity == AssetCheckSeverity.WARN and not result.passed
+    assert "fare_amount is not negative" in result.description and "allowed at most 1.0%" in result.description
+    assert "| fare_amount | warning |" in result.metadata["failures"].value
+
+
+def test_out_of_month_pickups_fail_the_silver_suite_at_warn(warehouse, tmp_path):
+    # a third of February's trips picked up in December
+    path = _generated(tmp_path, "2019-02", 1_500,
+                      _every_nth_row(3, PICKUP, lambda v: "2018-12" + v[7:]))
+    _load(warehouse, "2019-02", path)
+    outcome, result = _validate(warehouse, silver_suite(YELLOW), "2019-02")
+    (failure,) = outcome.failures
+    assert (failure.expectation, failure.column) == ("expect_column_values_to_be_between", "tpep_pickup_datetime")
+    assert failure.unexpected_percent > 30
+    assert all(str(v).startswith(("2018-", "2019-01")) for v in failure.unexpected_values)
+    assert result.severity == AssetCheckSeverity.WARN
+    assert "tpep_pickup_datetime falls within the partition's month" in result.description
+
+
+def test_a_month_missing_from_the_table_fails_clearly(warehouse, tlc_dir):
+    _load(warehouse, "2019-01", tlc_dir / "mirror/yellow" / REAL)
+    outcome, result = _validate(warehouse, silver_suite(YELLOW), "2019-03")
+    assert result.severity == AssetCheckSeverity.ERROR and not result.passed
+    assert "silver.yellow_tripdata has no rows of yellow_tripdata_2019-03.csv.gz" in result.description
+
+
+def test_after_a_validation_another_process_can_write_the_duckdb_file(warehouse, tlc_dir, platform_env):
+    _load(warehouse, "2019-01", tlc_dir / "mirror/yellow" / REAL)
+    _validate(warehouse, silver_suite(YELLOW))
+    done = subprocess.run(
+        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+         "c.execute('CREATE TABLE after_gx AS SELECT 1 AS x'); c.close()", str(platform_env.duckdb_path)],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
