@@ -40,7 +40,7 @@ def build_gx_check(suite: Suite, schema: TripSchema, blocking: bool):
     )
     def _gx_check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         with warehouse.exclusive(), open_context(warehouse) as gx_context:
-            outcomes = [validate_month(gx_context, suite, schema, month, run_name=context.run_id)
+            outcomes = [validate_month(gx_context, suite, schema, month, run_name=context.run.run_id)
                         for month in context.partition_keys]
         for o in outcomes:
             context.log.info(f"{suite.name} on {o.filename}: {o.evaluated - len(o.failures)}/{o.evaluated} "

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from duckdb_engine import Dialect as _DuckDBEngineDialect
@@ -102,7 +103,7 @@ def set_context_env(url: str, settings: Settings | None = None) -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
-def load_context(project_root: Path = PROJECT_ROOT) -> "FileDataContext":
+def load_context(project_root: Path = PROJECT_ROOT) -> FileDataContext:
     import great_expectations as gx
 
     if not (project_root / "gx" / "great_expectations.yml").is_file():
@@ -111,7 +112,7 @@ def load_context(project_root: Path = PROJECT_ROOT) -> "FileDataContext":
     return gx.get_context(mode="file", project_root_dir=str(project_root))
 
 
-def close_context(context: "FileDataContext") -> None:
+def close_context(context: FileDataContext) -> None:
     """Close every connection GX opened: DuckDB allows one process on the file at a time, so
     the next step must find it free."""
     for datasource in context.data_sources.all().values():
@@ -125,7 +126,7 @@ def close_context(context: "FileDataContext") -> None:
 
 @contextlib.contextmanager
 def open_context(warehouse: WarehouseResource, settings: Settings | None = None,
-                 project_root: Path = PROJECT_ROOT) -> Iterator["FileDataContext"]:
+                 project_root: Path = PROJECT_ROOT) -> Iterator[FileDataContext]:
     """The gx/ context connected to ``warehouse``; its connections are closed on exit."""
     set_context_env(warehouse_url(warehouse), settings)
     context = load_context(project_root)

@@ -50,7 +50,7 @@ class FailedExpectation:
             parts.append("e.g. " + ", ".join(repr(v) for v in self.unexpected_values))
         if self.observed_value is not None and self.unexpected_count is None:
             parts.append(f"observed {_short(self.observed_value)}")
-        return ": ".join(parts[:1]) + ("; " + "; ".join(parts[1:]) if parts[1:] else "")
+        return parts[0] + (": " + "; ".join(parts[1:]) if parts[1:] else "")
 
     def as_json(self) -> dict:
         return {k: v for k, v in {

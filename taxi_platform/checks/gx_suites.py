@@ -208,9 +208,15 @@ def write_context(project_root: Path, scratch_dir: Path | None = None, log=print
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
     from great_expectations.core.partitioners import PartitionerColumnValue
+    from great_expectations.exceptions import DataContextError
 
     from taxi_platform.checks.gx_context import (
-        BATCH_BY_FILE, DATA_DOCS_SITE, DATASOURCE, close_context, load_context)
+        BATCH_BY_FILE,
+        DATA_DOCS_SITE,
+        DATASOURCE,
+        close_context,
+        load_context,
+    )
 
     gx_dir = project_root / "gx"
     scratch = Path(scratch_dir or project_root / "gx" / "uncommitted" / "scratch")
@@ -274,7 +280,7 @@ def write_context(project_root: Path, scratch_dir: Path | None = None, log=print
             if [_config_of(e) for e in current.expectations] != desired_configs:
                 context.suites.delete(suite.name)
                 rebuild = True
-        except Exception:  # not there yet (DataContextError)
+        except DataContextError:  # not there yet
             rebuild = True
         if rebuild:
             current = context.suites.add(gx.ExpectationSuite(name=suite.name, expectations=desired))
@@ -285,7 +291,7 @@ def write_context(project_root: Path, scratch_dir: Path | None = None, log=print
         try:
             vd = context.validation_definitions.get(suite.name)
             stale = rebuild or vd.suite.id != current.id or vd.data.id != batch.id
-        except Exception:
+        except DataContextError:
             vd, stale = None, True
         if stale:
             if vd is not None:
@@ -296,7 +302,7 @@ def write_context(project_root: Path, scratch_dir: Path | None = None, log=print
         try:
             checkpoint = context.checkpoints.get(suite.name)
             stale = stale or [v.id for v in checkpoint.validation_definitions] != [vd.id]
-        except Exception:
+        except DataContextError:
             checkpoint, stale = None, True
         if stale:
             if checkpoint is not None:

@@ -20,6 +20,8 @@ from taxi_platform.settings import Settings
 from tests.support.runs import rewrite_csv
 
 REAL = "yellow_tripdata_2019-01.csv.gz"
+WRITE_A_TABLE = ("import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
+                 "c.execute('CREATE TABLE after_gx AS SELECT 1 AS x'); c.close()")
 FARE, PICKUP = YELLOW.sql_names.index("fare_amount"), YELLOW.sql_names.index("tpep_pickup_datetime")
 
 
@@ -140,7 +142,7 @@ def test_out_of_month_pickups_fail_the_silver_suite_at_warn(warehouse, tmp_path)
 
 def test_a_month_missing_from_the_table_fails_clearly(warehouse, tlc_dir):
     _load(warehouse, "2019-01", tlc_dir / "mirror/yellow" / REAL)
-    outcome, result = _validate(warehouse, silver_suite(YELLOW), "2019-03")
+    _, result = _validate(warehouse, silver_suite(YELLOW), "2019-03")
     assert result.severity == AssetCheckSeverity.ERROR and not result.passed
     assert "silver.yellow_tripdata has no rows of yellow_tripdata_2019-03.csv.gz" in result.description
 
@@ -149,7 +151,6 @@ def test_after_a_validation_another_process_can_write_the_duckdb_file(warehouse,
     _load(warehouse, "2019-01", tlc_dir / "mirror/yellow" / REAL)
     _validate(warehouse, silver_suite(YELLOW))
     done = subprocess.run(
-        [sys.executable, "-c", "import duckdb, sys; c = duckdb.connect(sys.argv[1]); "
-         "c.execute('CREATE TABLE after_gx AS SELECT 1 AS x'); c.close()", str(platform_env.duckdb_path)],
-        capture_output=True, text=True, timeout=120)
+        [sys.executable, "-c", WRITE_A_TABLE, str(platform_env.duckdb_path)],
+        check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
