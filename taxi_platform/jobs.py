@@ -5,6 +5,11 @@ bronze, silver, and any dbt model tagged the same way with the same partitions),
 grows with the asset graph and never mixes in an unpartitioned asset, which Dagster refuses in
 a partitioned job. Asset checks on the selected assets run with them.
 
+The jobs run their steps in one process (``in_process_executor``): a colour's month is a chain
+(raw -> lake -> bronze -> silver, checks beside), so separate step processes would buy no
+parallelism, only a Python start-up and code import per step. Pools, retry policies and run
+retries work the same; a crashed run worker is retried as a whole by the instance (run_retries).
+
 Runs carry ``taxi: <colour>`` (Kestra's ``taxi`` label). Backfill runs carry Dagster's own
 ``dagster/backfill: <backfill id>`` tag, which is this platform's ``backfill: true``:
 :func:`is_backfill_run` reads it.
@@ -14,7 +19,7 @@ from __future__ import annotations
 
 from typing import Iterable, Mapping
 
-from dagster import AssetKey, AssetsDefinition, AssetSelection, define_asset_job
+from dagster import AssetKey, AssetsDefinition, AssetSelection, define_asset_job, in_process_executor
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from taxi_platform.partitions import monthly_partitions
@@ -54,6 +59,7 @@ def build_colour_jobs(assets: Iterable[object]) -> dict[str, UnresolvedAssetJobD
             selection=AssetSelection.assets(*keys),
             partitions_def=monthly_partitions,
             tags={COLOUR_TAG: colour},
+            executor_def=in_process_executor,
             description=(
                 f"Every monthly {colour} asset for one month (or a range, in a single-run "
                 f"backfill): {', '.join(k.to_user_string() for k in keys)}. Scheduled on the 1st "
