@@ -17,7 +17,7 @@ Runs carry ``taxi: <colour>`` (Kestra's ``taxi`` label). Backfill runs carry Dag
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from dagster import AssetKey, AssetsDefinition, AssetSelection, define_asset_job, in_process_executor
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition

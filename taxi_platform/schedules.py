@@ -68,8 +68,8 @@ def month_before(day: dt.date) -> str:
 def partition_exists(month: str, at: dt.datetime) -> bool:
     """Whether Dagster has the month's partition at ``at``: a month exists once it has ended
     (in UTC, the partitions' timezone) and is not before the first month."""
-    end = month_bounds(month)[1].replace(tzinfo=dt.timezone.utc)
-    return month >= FIRST_MONTH and end <= at.astimezone(dt.timezone.utc)
+    end = month_bounds(month)[1].replace(tzinfo=dt.UTC)
+    return month >= FIRST_MONTH and end <= at.astimezone(dt.UTC)
 
 
 def _local_timezone_schedule(job, colour: str, hour: int, timezone: str, status):

@@ -37,10 +37,10 @@ import re
 import smtplib
 import ssl
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import requests
 from dagster import (
@@ -127,7 +127,7 @@ def evaluate_landing(context: SensorEvaluationContext, landing_dir: Path, now: f
                                 f"partition {FIRST_MONTH}")
             handled[rel] = signature
             continue
-        if not partition_exists(landed.month, dt.datetime.fromtimestamp(now, dt.timezone.utc)):
+        if not partition_exists(landed.month, dt.datetime.fromtimestamp(now, dt.UTC)):
             if noted.get(rel) != signature:
                 context.log.info(f"landing: {rel} waits: month {landed.month} has not ended, so its "
                                  "partition does not exist yet; it will be loaded once it does")
@@ -188,7 +188,7 @@ def evaluate_publication(context: SensorEvaluationContext, source: TaxiSourceRes
                          now: dt.datetime) -> SensorResult:
     """One tick of the publication sensor (see the module docstring)."""
     requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    last_month = month_before(now.astimezone(dt.timezone.utc).date())
+    last_month = month_before(now.astimezone(dt.UTC).date())
     run_requests, waiting = [], []
     for colour in COLOURS:
         schema = SCHEMAS[colour]
@@ -237,7 +237,7 @@ def build_publication_sensor(jobs: dict, env: Mapping[str, str] | None = None):
                      "request; 404 is quiet) and requests its run when the file appears."),
     )
     def publication_sensor(context: SensorEvaluationContext, source: TaxiSourceResource):
-        return evaluate_publication(context, source, dt.datetime.now(dt.timezone.utc))
+        return evaluate_publication(context, source, dt.datetime.now(dt.UTC))
 
     return publication_sensor
 

@@ -37,7 +37,7 @@ class Settings:
     duckdb_path: Path
     duckdb_memory_limit: str
     max_quarantine_fraction: float
-    landing_dir: Path = Path("data/landing").absolute()
+    landing_dir: Path
 
     @property
     def raw_dir(self) -> Path:

@@ -7,7 +7,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from taxi_platform.sensors import MAX_ERROR_CHARS, describe_failed_run, email_message, send_alerts, slack_payload
+from taxi_platform.sensors import (
+    MAX_ERROR_CHARS,
+    describe_failed_run,
+    email_message,
+    send_alerts,
+    slack_payload,
+)
 
 
 def run(tags, run_id="0123456789abcdef"):

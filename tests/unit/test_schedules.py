@@ -13,7 +13,7 @@ from taxi_platform.jobs import build_colour_jobs
 from taxi_platform.resources import resources_from_env
 from taxi_platform.schedules import build_schedules, month_before
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def schedules(env: dict[str, str] | None = None):

@@ -1,0 +1,96 @@
+"""The retry policy, through Dagster, against a local HTTP server: a flaky server (503s) is
+retried until the file arrives, first by the download and then by the step's RetryPolicy with
+backoff; a 404 fails the step once, at once, with no retry."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+
+import pytest
+from dagster import Backoff, DagsterEventType, DagsterInstance, Jitter, materialize
+
+from taxi_platform.assets import ingest_assets
+from taxi_platform.assets.common import TRANSIENT_RETRY_POLICY
+from taxi_platform.assets.raw import raw_assets
+from taxi_platform.resources.source import TaxiSourceResource
+
+REAL = "yellow_tripdata_2019-01.csv.gz"
+
+
+class _Server(http.server.BaseHTTPRequestHandler):
+    """``status`` for the first ``failures`` GETs, then the payload."""
+
+    payload = b""
+    failures = 0
+    status = 503
+    requests = 0
+
+    def do_GET(self):
+        cls = type(self)
+        cls.requests += 1
+        if cls.requests <= cls.failures:
+            self.send_response(cls.status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(cls.payload)))
+        self.end_headers()
+        self.wfile.write(cls.payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tlc_dir):
+    handler = type("Handler", (_Server,), {"payload": (tlc_dir / "mirror/yellow" / REAL).read_bytes(),
+                                           "requests": 0})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield handler, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def run_raw(url: str, tmp_path):
+    raw_yellow = next(a for a in raw_assets if a.key.path == ["raw", "yellow_tripdata"])
+    # Two tries per step attempt, 10 ms apart: the step gives up fast and the RetryPolicy steps in.
+    source = TaxiSourceResource(base_url=url, download_dir=str(tmp_path / "raw"), max_attempts=2,
+                                backoff_seconds=0.01)
+    return materialize([raw_yellow], partition_key="2019-01", resources={"source": source},
+                       instance=DagsterInstance.ephemeral(), raise_on_error=False)
+
+
+def events(result, kind: DagsterEventType):
+    return [e for e in result.all_events if e.event_type == kind]
+
+
+def test_a_flaky_server_is_retried_by_the_download_then_by_the_step_until_the_file_arrives(
+        server, tmp_path):
+    handler, url = server
+    handler.failures = 3  # attempt 1: 503, 503 (gives up); the step is retried: 503, then 200
+    result = run_raw(url, tmp_path)
+    assert result.success
+    assert handler.requests == 4
+    assert len(events(result, DagsterEventType.STEP_UP_FOR_RETRY)) == 1
+    assert (tmp_path / "raw" / "yellow" / REAL).stat().st_size == len(handler.payload)
+
+
+def test_a_404_fails_the_step_once_at_once_without_any_retry(server, tmp_path):
+    handler, url = server
+    handler.failures, handler.status = 100, 404
+    result = run_raw(url, tmp_path)
+    assert not result.success
+    assert handler.requests == 1
+    assert events(result, DagsterEventType.STEP_UP_FOR_RETRY) == []
+    (failure,) = events(result, DagsterEventType.STEP_FAILURE)
+    assert f"{REAL} is not published at {url}/yellow/{REAL}" in failure.event_specific_data.error.message
+
+
+def test_every_ingest_asset_retries_transient_errors_with_exponential_backoff_and_jitter():
+    assert TRANSIENT_RETRY_POLICY.backoff == Backoff.EXPONENTIAL
+    assert TRANSIENT_RETRY_POLICY.jitter == Jitter.PLUS_MINUS and TRANSIENT_RETRY_POLICY.max_retries >= 1
+    for assets_def in ingest_assets:
+        assert assets_def.node_def.retry_policy == TRANSIENT_RETRY_POLICY, assets_def.key
