@@ -3,13 +3,14 @@
 from dagster import Definitions
 
 from taxi_platform.assets import ingest_assets
+from taxi_platform.assets.dbt import dbt_asset_defs
 from taxi_platform.checks import all_checks
 from taxi_platform.jobs import build_colour_jobs
 from taxi_platform.resources import resources_from_env
 from taxi_platform.schedules import build_schedules
 from taxi_platform.sensors import build_sensors
 
-all_assets = [*ingest_assets]
+all_assets = [*ingest_assets, *dbt_asset_defs]
 colour_jobs = build_colour_jobs(all_assets)  # one job per colour: its monthly assets
 
 defs = Definitions(

@@ -1,0 +1,42 @@
+{#- Partition helpers. Dagster passes the partition time window as vars min_date / max_date
+    (YYYY-MM-DD, max exclusive); a month's silver rows are those whose filename is that month's
+    published file, <colour>_tripdata_YYYY-MM.csv.gz, pickups from other months included. -#}
+
+{% macro partition_months() -%}
+    {#- The YYYY-MM keys of the months in [min_date, max_date); none when the vars are unset. -#}
+    {%- set min_date, max_date = var('min_date', none), var('max_date', none) -%}
+    {%- if min_date is none and max_date is none -%}{{ return(none) }}{%- endif -%}
+    {%- if min_date is none or max_date is none -%}
+        {{ exceptions.raise_compiler_error("set both vars min_date and max_date (YYYY-MM-DD, max exclusive), or neither") }}
+    {%- endif -%}
+    {%- set first = modules.datetime.date.fromisoformat((min_date | string)[:10]) -%}
+    {%- set stop = modules.datetime.date.fromisoformat((max_date | string)[:10]) -%}
+    {%- set count = (stop.year * 12 + stop.month) - (first.year * 12 + first.month) + (1 if stop.day > 1 else 0) -%}
+    {%- if first.day != 1 or count < 1 -%}
+        {{ exceptions.raise_compiler_error("min_date must be the first day of a month before max_date; got " ~ min_date ~ " .. " ~ max_date) }}
+    {%- endif -%}
+    {%- set months = [] -%}
+    {%- for i in range(count) -%}
+        {%- set m = first.month - 1 + i -%}
+        {%- do months.append("%04d-%02d" | format(first.year + m // 12, m % 12 + 1)) -%}
+    {%- endfor -%}
+    {{ return(months) }}
+{%- endmacro %}
+
+{% macro partition_filenames() -%}
+    {#- SQL list of the partition's file names, both colours: 'yellow_tripdata_2019-01.csv.gz', ... -#}
+    {%- set names = [] -%}
+    {%- for month in partition_months() or [] -%}
+        {%- for colour in ['yellow', 'green'] -%}
+            {%- do names.append("'" ~ colour ~ "_tripdata_" ~ month ~ ".csv.gz'") -%}
+        {%- endfor -%}
+    {%- endfor -%}
+    {{ return(names | join(', ')) }}
+{%- endmacro %}
+
+{% macro partition_filter(column='filename') -%}
+    {#- A WHERE clause keeping the partition's files; nothing when no partition is set. -#}
+    {%- if partition_months() is not none -%}
+    where {{ column }} in ({{ partition_filenames() }})
+    {%- endif -%}
+{%- endmacro %}

@@ -1,0 +1,23 @@
+{#- Incremental strategy `replace_files` (DuckDB, PostgreSQL): in one transaction, delete the
+    rows of the partition's files and every row whose unique_key the new batch now owns, then
+    insert the batch. The second condition follows silver when it moves an id from a later
+    file to an earlier one loaded afterwards (an id belongs to the earliest file holding it), so
+    fct_trips equals silver whatever order the months load in.
+    dbt looks this macro up by name: get_incremental_<strategy>_sql. -#}
+{% macro get_incremental_replace_files_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set unique_key = arg_dict['unique_key'] -%}
+    {%- set dest_cols_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- if not unique_key or unique_key is not string -%}
+        {{ exceptions.raise_compiler_error("replace_files needs unique_key: one column name") }}
+    {%- endif -%}
+    {%- set files = partition_filenames() if partition_months() is not none
+                    else 'select distinct filename from ' ~ source -%}
+    delete from {{ target }}
+    where filename in ({{ files }})
+       or {{ unique_key }} in (select {{ unique_key }} from {{ source }});
+
+    insert into {{ target }} ({{ dest_cols_csv }})
+    select {{ dest_cols_csv }} from {{ source }}
+{%- endmacro %}

@@ -1,0 +1,221 @@
+"""dbt models as assets: staging views, gold (fct_trips, dim_zones) and the marts, downstream of
+silver in one lineage graph; dbt tests are asset checks (severity error: blocking).
+
+Three ``@dbt_assets`` definitions, so each runs with the partitioning its models have:
+
+| definition | dbt selection | partitions | asset keys |
+|---|---|---|---|
+| ``dbt_reference_assets`` | seeds, ``models/staging``, unpartitioned ``models/gold`` | none | ``seeds/*``, ``staging/stg_*``, ``gold/dim_zones`` |
+| ``dbt_trip_assets`` | ``tag:partitioned`` | monthly, ``BackfillPolicy.single_run()`` | ``gold/fct_trips`` |
+| ``dbt_mart_assets`` | ``models/marts`` | none: rebuilt whole from fct_trips | ``marts/dm_monthly_zone_revenue`` |
+
+A partition run of ``gold/fct_trips`` passes the partition time window to dbt as the vars
+``min_date``/``max_date``; the model replaces exactly the rows of those months' files in one
+transaction. The mart is a full recomputation over fct_trips on every run (cheap next to the
+load: see the README's dbt section), so it never depends on the order months were loaded in.
+
+Every dbt invocation runs inside ``warehouse.exclusive()`` (DuckDB takes one writer process at
+a time) with TAXI_DUCKDB_PATH pointing dbt at the assets' DuckDB file, and writes its artifacts
+to a temporary folder removed when the step ends. Row counts and column schemas are read from
+the warehouse after dbt has finished (while dbt runs it holds the DuckDB file).
+"""
+
+
+import json
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    Failure,
+    MetadataValue,
+    Output,
+    TableColumn,
+    TableSchema,
+)
+from dagster_dbt import (
+    DagsterDbtTranslator,
+    DagsterDbtTranslatorSettings,
+    DbtCliResource,
+    dbt_assets,
+)
+
+from taxi_platform.assets.common import WAREHOUSE_POOL
+from taxi_platform.dbt_project import (
+    dbt_environment,
+    dbt_executable,
+    partition_filenames,
+    prepare_manifest,
+    taxi_dbt_project,
+)
+from taxi_platform.partitions import monthly_partitions
+from taxi_platform.resources.warehouse import WarehouseResource
+
+PARTITIONED_SELECT = "tag:partitioned"
+MART_SELECT = "path:models/marts"
+REFERENCE_SELECT = "resource_type:seed path:models/staging path:models/gold"
+_LAYER_DESCRIPTIONS = {
+    "seeds": "reference data from CSV files in dbt_project/seeds",
+    "staging": "a view over silver with the names every colour shares",
+    "gold": "the core layer: facts and dimensions",
+    "marts": "a table for its consumers, recomputed over gold on every run",
+}
+
+
+class TaxiDbtTranslator(DagsterDbtTranslator):
+    """Asset keys ``<schema>/<name>`` (gold/fct_trips, marts/dm_monthly_zone_revenue, ...),
+    groups by layer, and the silver sources mapped onto the silver assets."""
+
+    def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
+        meta_key = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
+        if meta_key:
+            return AssetKey(meta_key)
+        if dbt_resource_props["resource_type"] == "source":
+            return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
+        return AssetKey([dbt_resource_props["schema"], dbt_resource_props["alias"] or dbt_resource_props["name"]])
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        if dbt_resource_props["resource_type"] == "source":
+            return None
+        return dbt_resource_props["schema"]
+
+    def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
+        text = (dbt_resource_props.get("description") or "").strip()
+        layer = _LAYER_DESCRIPTIONS.get(dbt_resource_props.get("schema", ""), "")
+        path = dbt_resource_props.get("original_file_path")
+        extra = f"\n\ndbt {dbt_resource_props['resource_type']} `{dbt_resource_props['name']}`"
+        extra += f" ({layer})" if layer else ""
+        extra += f", defined in `dbt_project/{path}`." if path else "."
+        return (text or super().get_description(dbt_resource_props)) + extra
+
+    def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
+        tags = dict(super().get_tags(dbt_resource_props))
+        if dbt_resource_props["resource_type"] != "source":
+            tags["layer"] = dbt_resource_props["schema"]
+        return tags
+
+    def get_owners(self, dbt_resource_props: Mapping[str, Any]):
+        return ["team:data-platform"]
+
+
+TRANSLATOR = TaxiDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+# The manifest is parsed here when missing or stale (see taxi_platform/dbt_project.py).
+MANIFEST_PATH = prepare_manifest(taxi_dbt_project)
+_MANIFEST = json.loads(Path(MANIFEST_PATH).read_text())
+
+
+def _node(unique_id: str) -> Mapping[str, Any]:
+    return _MANIFEST["nodes"][unique_id]
+
+
+def _table_metadata(warehouse: WarehouseResource, node: Mapping[str, Any],
+                    filenames: list[str] | None) -> dict[str, Any]:
+    """Row counts and the column schema of a model's table, read from the warehouse."""
+    if node.get("config", {}).get("materialized") == "view":
+        return {}  # counting a view would scan silver; its schema comes from the dbt YAML
+    relation = f"{node['schema']}.{node['alias']}"
+    described = dict(node.get("columns") or {})
+    metadata: dict[str, Any] = {
+        "dagster/row_count": warehouse.query(f"SELECT count(*) FROM {relation}")[0][0],
+        "dagster/column_schema": TableSchema(columns=[
+            TableColumn(name, type_, (described.get(name) or {}).get("description") or None)
+            for name, type_ in warehouse.describe(relation)]),
+        "table": relation,
+    }
+    if filenames:
+        placeholders = ", ".join("?" for _ in filenames)
+        metadata["partition_row_count"] = warehouse.query(
+            f"SELECT count(*) FROM {relation} WHERE filename IN ({placeholders})", filenames)[0][0]
+        metadata["files"] = ", ".join(filenames)
+    return metadata
+
+
+def _failure_description(invocation, what: str) -> str:
+    error = invocation.get_error()
+    text = getattr(error, "description", None) or str(error)
+    _, _, parsed = text.partition("Errors parsed from dbt logs:")
+    detail = "\n\n".join(p.strip() for p in parsed.split("\n\n") if p.strip()) or text
+    return f"dbt failed for {what}:\n\n{detail}"
+
+
+def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, args: list[str],
+            what: str, filenames: list[str] | None = None) -> Iterator[Any]:
+    """Run ``dbt <args>`` for the selected assets, then yield its events with table metadata.
+    A failed model or test fails the step with dbt's messages (after the events that did happen,
+    so a failed check is recorded and blocks what is downstream)."""
+    dbt = DbtCliResource(project_dir=taxi_dbt_project, dbt_executable=dbt_executable())
+    with tempfile.TemporaryDirectory(prefix="dbt-") as target, warehouse.exclusive(), \
+            dbt_environment(getattr(warehouse, "path", None), getattr(warehouse, "memory_limit", None)):
+        invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=Path(target))
+        events = list(invocation.stream())
+        failed = not invocation.is_successful()
+        description = _failure_description(invocation, what) if failed else None
+        for event in events:
+            if isinstance(event, Output):
+                unique_id = event.metadata.get("unique_id")
+                node_id = unique_id.value if hasattr(unique_id, "value") else unique_id
+                if node_id in _MANIFEST["nodes"]:
+                    node = _node(node_id)
+                    is_partitioned = "partitioned" in node.get("tags", [])
+                    event = event.with_metadata({**event.metadata, **_table_metadata(
+                        warehouse, node, filenames if is_partitioned else None)})
+            yield event
+    if failed:
+        raise Failure(description=description, allow_retries=False)
+
+
+@dbt_assets(
+    manifest=MANIFEST_PATH,
+    project=taxi_dbt_project,
+    select=REFERENCE_SELECT,
+    exclude=PARTITIONED_SELECT,
+    name="dbt_reference_assets",
+    dagster_dbt_translator=TRANSLATOR,
+    pool=WAREHOUSE_POOL,
+)
+def dbt_reference_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
+    """Seeds (taxi zones, payment types), the staging views over silver and the dimensions:
+    nothing here depends on the month, so these are unpartitioned."""
+    yield from run_dbt(context, warehouse, ["build"], "the seeds, staging views and dimensions")
+
+
+@dbt_assets(
+    manifest=MANIFEST_PATH,
+    project=taxi_dbt_project,
+    select=PARTITIONED_SELECT,
+    name="dbt_trip_assets",
+    dagster_dbt_translator=TRANSLATOR,
+    partitions_def=monthly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    pool=WAREHOUSE_POOL,
+)
+def dbt_trip_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
+    """gold/fct_trips for a month (or a range, in a single-run backfill): the rows of those
+    months' silver files, replaced in one transaction."""
+    window = context.partition_time_window
+    first, last = context.partition_key_range.start, context.partition_key_range.end
+    dbt_vars = {"min_date": window.start.strftime("%Y-%m-%d"), "max_date": window.end.strftime("%Y-%m-%d")}
+    what = f"partition {first}" if first == last else f"partitions {first}..{last}"
+    yield from run_dbt(context, warehouse, ["build", "--vars", json.dumps(dbt_vars)], what,
+                       filenames=partition_filenames(first, last))
+
+
+@dbt_assets(
+    manifest=MANIFEST_PATH,
+    project=taxi_dbt_project,
+    select=MART_SELECT,
+    name="dbt_mart_assets",
+    dagster_dbt_translator=TRANSLATOR,
+    pool=WAREHOUSE_POOL,
+)
+def dbt_mart_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
+    """The marts, each recomputed whole over gold (unpartitioned: one table for every month)."""
+    yield from run_dbt(context, warehouse, ["build"], "the marts")
+
+
+dbt_asset_defs = [dbt_reference_assets, dbt_trip_assets, dbt_mart_assets]

@@ -1,0 +1,162 @@
+"""The dbt project in ``dbt_project/`` as Dagster sees it: where it lives, its manifest, and
+how a dbt invocation finds the same warehouse as the assets.
+
+The manifest (``dbt_project/target/manifest.json``) is what ``@dbt_assets`` reads to build the
+asset graph. It is prepared (``dbt parse``) when the code location loads and
+
+- it does not exist yet (a fresh clone, CI), or
+- a file of the dbt project is newer than it (a model edited while ``dagster dev`` runs:
+  reload the code location and the change shows; this replaces ``DbtProject.prepare_if_dev``,
+  which re-parses in every process under ``dagster dev``, run workers included),
+
+and by ``make dbt-manifest`` (``python -m taxi_platform.dbt_project``) when building a
+deployment, so a deployed code location loads without running dbt. A project that does not
+parse raises :class:`DbtProjectError` with dbt's own message (file, line, reason) on top.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator
+
+from dagster_dbt import DbtProject
+
+from taxi_platform.partitions import month_range
+from taxi_platform.schemas import SCHEMAS
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[1] / "dbt_project"
+_SOURCE_SUFFIXES = {".sql", ".yml", ".yaml", ".csv", ".md", ".py"}
+_NOT_SOURCES = {"target", "logs", "dbt_packages"}
+
+
+class DbtProjectError(Exception):
+    """The dbt project does not parse or compile; the message is dbt's."""
+
+
+def dbt_executable() -> str:
+    """The ``dbt`` beside this interpreter (the venv's), else the one on PATH."""
+    beside = Path(sys.executable).with_name("dbt")
+    return str(beside) if beside.is_file() else (shutil.which("dbt") or "dbt")
+
+
+taxi_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+def _newest_source_mtime(project_dir: Path) -> float:
+    newest = 0.0
+    for root, dirs, files in os.walk(project_dir):
+        dirs[:] = [d for d in dirs if d not in _NOT_SOURCES and not d.startswith(".")]
+        for name in files:
+            if Path(name).suffix in _SOURCE_SUFFIXES:
+                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime)
+    return newest
+
+
+def manifest_is_stale(project: DbtProject = taxi_dbt_project) -> bool:
+    """True when the manifest is missing or older than a file of the dbt project."""
+    manifest = project.manifest_path
+    if not manifest.is_file():
+        return True
+    return _newest_source_mtime(project.project_dir) > manifest.stat().st_mtime
+
+
+def _dbt_failure_text(output: str) -> str:
+    """The lines of dbt's text output that say what is wrong (without the run banner)."""
+    keep = [line for line in output.splitlines()
+            if line.strip() and "Running with dbt=" not in line and "Registered adapter" not in line]
+    return "\n".join(keep[-40:]) or "(dbt printed nothing)"
+
+
+def parse_project(project_dir: Path, target_path: Path, extra_env: dict[str, str] | None = None) -> None:
+    """Run ``dbt parse`` writing its artifacts to ``target_path``; DbtProjectError on failure."""
+    env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_LOG_PATH": str(target_path),
+           **(extra_env or {})}
+    env.pop("DBT_TARGET_PATH", None)
+    env.pop("DBT_LOG_FORMAT", None)
+    result = subprocess.run(
+        [dbt_executable(), "parse", "--no-use-colors", "--project-dir", str(project_dir),
+         "--profiles-dir", str(project_dir), "--target-path", str(target_path)],
+        cwd=project_dir, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise DbtProjectError(
+            f"the dbt project in {project_dir} does not parse, so its assets cannot load. "
+            f"dbt says:\n{_dbt_failure_text(result.stdout + result.stderr)}")
+
+
+def prepare_manifest(project: DbtProject = taxi_dbt_project, force: bool = False) -> Path:
+    """Make sure ``project.manifest_path`` is loadable and current; returns it.
+
+    Parses only when needed (see the module docstring) or when ``force``. The parse writes to a
+    private folder and the manifest is moved into place, so a process reading it never sees a
+    half-written file; a lock keeps concurrent loads from parsing twice."""
+    from filelock import FileLock
+
+    manifest = project.manifest_path
+    if not (force or manifest_is_stale(project)):
+        return manifest
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    with FileLock(str(manifest.parent / ".prepare-manifest.lock"), timeout=600):
+        fresh = manifest.is_file() and manifest.stat().st_mtime >= started
+        if fresh or not (force or manifest_is_stale(project)):
+            return manifest  # another process prepared it while we waited
+        scratch = Path(tempfile.mkdtemp(prefix="prepare-", dir=manifest.parent))
+        try:
+            parse_project(project.project_dir, scratch)
+            partial = scratch / "partial_parse.msgpack"
+            if partial.is_file():
+                os.replace(partial, manifest.parent / partial.name)
+            os.replace(scratch / "manifest.json", manifest)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    return manifest
+
+
+def partition_filenames(first_month: str, last_month: str) -> list[str]:
+    """The published files of the months ``first..last`` (both colours): what a partition of
+    fct_trips rebuilds. The dbt macro ``partition_filenames`` computes the same list."""
+    return [schema.filename(month) for month in month_range(first_month, last_month)
+            for schema in SCHEMAS.values()]
+
+
+@contextlib.contextmanager
+def dbt_environment(duckdb_path: str | None, memory_limit: str | None = None) -> Iterator[None]:
+    """Point dbt's DuckDB target at the assets' DuckDB file while the block runs (dbt reads
+    TAXI_DUCKDB_PATH in profiles.yml, from its own working directory, so it is made absolute)."""
+    wanted = {}
+    if duckdb_path:
+        wanted["TAXI_DUCKDB_PATH"] = str(Path(duckdb_path).absolute())
+    if memory_limit:
+        wanted["TAXI_DUCKDB_MEMORY_LIMIT"] = memory_limit
+    saved = {key: os.environ.get(key) for key in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def main() -> int:
+    """``make dbt-manifest``: prepare the manifest for a deployment (always parses)."""
+    try:
+        path = prepare_manifest(force=True)
+    except DbtProjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"dbt manifest written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
