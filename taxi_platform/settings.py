@@ -13,6 +13,12 @@ Switch backends and locations with these variables, never with code edits:
 | TAXI_DUCKDB_MEMORY_LIMIT | 4GB | DuckDB's memory_limit |
 | TAXI_MAX_QUARANTINE_FRACTION | 0.01 | above this share of untypable rows a month fails instead of loading |
 | TAXI_LANDING_DIR | <TAXI_DATA_DIR>/landing | folder the landing sensor watches for `<colour>_tripdata_YYYY-MM.csv[.gz]` |
+| TAXI_PG_DSN | (the PG* variables) | TAXI_WAREHOUSE=postgres: libpq URL or key=value DSN; unset, libpq reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE... (read when connecting, so it never shows in run config) |
+| GCP_PROJECT_ID | (from the credentials) | TAXI_LAKE=gcs / TAXI_WAREHOUSE=bigquery: the Google Cloud project (Kestra's key names) |
+| GCP_LOCATION | US | where the bucket and the dataset are created |
+| GCP_BUCKET_NAME | - | the lake bucket (required for TAXI_LAKE=gcs) |
+| GCP_DATASET | taxi | BigQuery dataset prefix: `<GCP_DATASET>_bronze`, `<GCP_DATASET>_silver` |
+| GOOGLE_APPLICATION_CREDENTIALS | - | service-account key file (read by the Google client libraries themselves) |
 
 Automation settings (schedules, sensors, alerts) are read by taxi_platform/schedules.py and
 taxi_platform/sensors.py; the README's "Operations" section lists them.
@@ -38,6 +44,10 @@ class Settings:
     duckdb_memory_limit: str
     max_quarantine_fraction: float
     landing_dir: Path
+    gcp_project_id: str = ""
+    gcp_location: str = "US"
+    gcp_bucket_name: str = ""
+    gcp_dataset: str = "taxi"
 
     @property
     def raw_dir(self) -> Path:
@@ -57,4 +67,8 @@ class Settings:
             duckdb_memory_limit=env.get("TAXI_DUCKDB_MEMORY_LIMIT") or "4GB",
             max_quarantine_fraction=float(env.get("TAXI_MAX_QUARANTINE_FRACTION") or 0.01),
             landing_dir=Path(env.get("TAXI_LANDING_DIR") or data_dir / "landing").absolute(),
+            gcp_project_id=env.get("GCP_PROJECT_ID") or "",
+            gcp_location=env.get("GCP_LOCATION") or "US",
+            gcp_bucket_name=env.get("GCP_BUCKET_NAME") or "",
+            gcp_dataset=env.get("GCP_DATASET") or "taxi",
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
 from taxi_platform.resources.lake import LakeResource, LocalLakeResource
+from taxi_platform.resources.postgres_warehouse import PostgresWarehouseResource
 from taxi_platform.resources.source import TaxiSourceResource
 from taxi_platform.resources.warehouse import WarehouseResource
 from taxi_platform.settings import Settings
@@ -19,8 +20,12 @@ def build_warehouse(settings: Settings) -> WarehouseResource:
     if settings.warehouse == "duckdb":
         return DuckDBWarehouseResource(path=str(settings.duckdb_path),
                                        memory_limit=settings.duckdb_memory_limit)
+    if settings.warehouse in ("postgres", "postgresql"):
+        # The DSN (TAXI_PG_DSN or PG*) is read when connecting: no password in run config.
+        return PostgresWarehouseResource()
     raise ValueError(
-        f"TAXI_WAREHOUSE={settings.warehouse!r} is not a warehouse this build knows (use: duckdb)")
+        f"TAXI_WAREHOUSE={settings.warehouse!r} is not a warehouse this build knows "
+        "(use: duckdb, postgres)")
 
 
 def resources_from_env(settings: Settings | None = None) -> dict:

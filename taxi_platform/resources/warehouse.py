@@ -69,6 +69,7 @@ class WarehouseResource(ConfigurableResource):
         raise NotImplementedError
 
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        """Run SQL and return its rows; parameters are ``?`` placeholders on every backend."""
         raise NotImplementedError
 
     def describe(self, table: str) -> list[tuple[str, str]]:

@@ -1,0 +1,448 @@
+"""The self-hosted warehouse: PostgreSQL (``TAXI_WAREHOUSE=postgres``).
+
+Connection: ``TAXI_PG_DSN`` (a libpq URL or key=value string), else libpq's standard ``PG*``
+variables (``PGHOST``, ``PGPORT``, ``PGUSER``, ``PGPASSWORD``, ``PGDATABASE``, ...). The DSN is
+read when connecting, so a password never lands in Dagster's run config.
+
+Same semantics as the DuckDB reference (``duckdb_warehouse.py``), in PostgreSQL's own SQL:
+
+- bronze: ``COPY ... FROM STDIN`` fed with the decompressed stream of the file (gzip is
+  decompressed on the fly; no second copy on disk). COPY fills ``bronze.<table>_landed``,
+  whose identity column ``line_number`` records file order (PostgreSQL keeps no insertion
+  order, and silver keeps the first of each id *in file order*) and whose ``filename`` comes
+  from a transaction-local setting. ``bronze.<table>`` is a view with exactly the file's
+  columns plus ``filename``: the same bronze contract as DuckDB.
+- silver: typed with quarantine, ``unique_row_id = md5(...)`` computed in SQL to the shared
+  contract (amounts through ``numeric``: half away from zero, never ``-0.00``; timestamps by
+  ``to_char``); ids unique table-wide (a unique index guards it).
+- every month's write is one transaction; two writers of the same month wait for each other
+  on a transaction-level advisory lock (bronze: per table and file; silver: per table, since
+  a month's ids may move between files), and a dropped connection rolls everything back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import io
+import os
+import re
+import zlib
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg2
+import psycopg2.errors
+from dagster import get_dagster_logger
+from pydantic import Field
+
+from taxi_platform.errors import BadInputError
+from taxi_platform.partitions import month_bounds
+from taxi_platform.resources.warehouse import BronzeResult, SilverResult, WarehouseResource
+from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
+
+_SQL_TYPES = {INTEGER: "integer", TIMESTAMP: "timestamp", DOUBLE: "double precision", TEXT: "text"}
+# The type names quarantine reasons use: the same words on every backend.
+_REASON_TYPES = {INTEGER: "INTEGER", TIMESTAMP: "TIMESTAMP", DOUBLE: "DOUBLE", TEXT: "VARCHAR"}
+_KEY_AMOUNTS = ("fare_amount", "trip_distance")
+# Text PostgreSQL reads as a number but DuckDB's DECIMAL does not (NaN, Infinity) is kept out
+# of the key with this shape check; the cast itself is then checked by the server.
+_DECIMAL_SHAPE = r"'^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$'"
+# PostgreSQL reads 'now', 'today', 'Jan 1 2019' as timestamps; the files write YYYY-MM-DD.
+_TIMESTAMP_SHAPE = r"'^\s*[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}'"
+_DDL_LOCK = "taxi_platform ddl"
+_COPY_CHUNK = 1 << 20
+
+# Before PostgreSQL 16 (no pg_input_is_valid) a cast is tested by these functions instead.
+_FALLBACK_FUNCTIONS = {
+    "float8": "double precision",
+    "timestamp": "timestamp",
+    "numeric(38,4)": "numeric(38,4)",
+}
+
+
+def _fallback_name(pg_type: str) -> str:
+    return "bronze.taxi_valid_" + re.sub(r"[^a-z0-9]+", "_", pg_type).strip("_")
+
+
+def _valid(column: str, pg_type: str, modern: bool) -> str:
+    """SQL: true when the text ``column`` casts to ``pg_type`` without error."""
+    if modern:
+        return f"pg_input_is_valid({column}, '{pg_type}')"
+    return f"{_fallback_name(pg_type)}({column})"
+
+
+def _typed(column: str, kind: str, modern: bool = True) -> str:
+    """SQL turning the landed text ``column`` into its silver type (NULL when it cannot),
+    accepting what DuckDB's TRY_CAST accepts for the files' values."""
+    if kind == TEXT:
+        return column
+    if kind == INTEGER:  # whole numbers only: '1' and '1.0', not '1.5'
+        f8 = f"{column}::float8"
+        return (f"CASE WHEN {_valid(column, 'float8', modern)} THEN CASE WHEN {f8} = floor({f8}) "
+                f"AND {f8} BETWEEN -2147483648 AND 2147483647 THEN {f8}::integer END END")
+    if kind == DOUBLE:
+        return f"CASE WHEN {_valid(column, 'float8', modern)} THEN {column}::float8 END"
+    if kind == TIMESTAMP:
+        return (f"CASE WHEN {column} ~ {_TIMESTAMP_SHAPE} THEN CASE WHEN "
+                f"{_valid(column, 'timestamp', modern)} THEN {column}::timestamp END END")
+    raise ValueError(kind)
+
+
+def _decimal(column: str, modern: bool = True) -> str:
+    """The landed text as numeric(38,4) (as DuckDB's DECIMAL(38, 4): rounds half away from
+    zero), or NULL."""
+    return (f"CASE WHEN {column} ~ {_DECIMAL_SHAPE} THEN CASE WHEN "
+            f"{_valid(column, 'numeric(38,4)', modern)} THEN {column}::numeric(38,4) END END")
+
+
+def _untypable(column: str, kind: str, modern: bool = True) -> str:
+    """SQL: true when the landed text of ``column`` is present but cannot become ``kind``."""
+    if kind == TEXT:
+        return "false"
+    return f"({column} IS NOT NULL AND trim({column}) <> '' AND {_typed(column, kind, modern)} IS NULL)"
+
+
+def key_text_sql(column: str, kind: str) -> str:
+    """A key column as the text hashed into unique_row_id (from the typed temp table)."""
+    if kind == TIMESTAMP:
+        return f"coalesce(to_char({column}, 'YYYY-MM-DD HH24:MI:SS'), '')"
+    if column in _KEY_AMOUNTS:  # numeric has no negative zero: round(-0.004, 2) is 0.00
+        return f"coalesce(round({column}__dec, 2)::numeric(38,2)::text, '')"
+    return f"coalesce({column}::text, '')"
+
+
+def unique_row_id_sql(schema: TripSchema) -> str:
+    return "md5(" + " || '|' || ".join(
+        key_text_sql(c, schema.column(c).type) for c in schema.key_columns) + ")"
+
+
+def qmark_to_pyformat(sql: str) -> str:
+    """``?`` placeholders (what callers of ``query`` write on every backend) as psycopg2's
+    ``%s``; ``?`` inside quotes is left alone and a literal ``%`` is escaped."""
+    out, quote = [], None
+    for ch in sql:
+        if quote:
+            out.append("%%" if ch == "%" else ch)
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        elif ch == "%":
+            out.append("%%")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+@contextlib.contextmanager
+def open_decompressed(path: str) -> Iterator[io.BufferedIOBase]:
+    """The file's bytes, gunzipped on the fly when it is gzip (read once: works on pipes)."""
+    with open(path, "rb", buffering=_COPY_CHUNK) as raw:
+        if raw.peek(2)[:2] == b"\x1f\x8b":
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                yield stream
+        else:
+            yield raw
+
+
+class _ReadErrors:
+    """A reader that remembers the exception its ``read`` raised: psycopg2 reports an error
+    in the file as the server's QueryCanceled, and a broken gzip is bad input, not a retry."""
+
+    def __init__(self, stream):
+        self.stream, self.error = stream, None
+
+    def read(self, size: int = -1) -> bytes:
+        try:
+            return self.stream.read(size)
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+class PostgresWarehouseResource(WarehouseResource):
+    """A PostgreSQL database holding the schemas ``bronze`` and ``silver`` (and dbt's)."""
+
+    dsn: str = Field(default="", description="libpq DSN; empty: TAXI_PG_DSN, else the PG* variables")
+    lock_timeout_seconds: float = Field(default=1800.0,
+                                        description="how long a writer waits for another writer of the same month")
+    application_name: str = Field(default="taxi_platform")
+    force_cast_functions: bool = Field(
+        default=False, description="test the casts with plpgsql functions even on PostgreSQL >= 16")
+
+    @property
+    def name(self) -> str:
+        return "postgres"
+
+    def resolved_dsn(self) -> str:
+        return self.dsn or os.environ.get("TAXI_PG_DSN") or ""
+
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[Any]:
+        """A connection in a transaction; committed when the block ends, rolled back on error."""
+        conn = psycopg2.connect(self.resolved_dsn(), application_name=self.application_name)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT set_config('lock_timeout', %s, false)",
+                            [f"{int(self.lock_timeout_seconds * 1000)}ms"])
+            yield conn
+            conn.commit()
+        except BaseException:
+            if not conn.closed:
+                with contextlib.suppress(psycopg2.Error):
+                    conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def _modern(self, conn) -> bool:
+        return conn.server_version >= 160000 and not self.force_cast_functions
+
+    # -- generic -------------------------------------------------------------------------
+    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+        """Run SQL; ``?`` placeholders as on every backend."""
+        with self.connect() as conn, conn.cursor() as cur:
+            if params:
+                cur.execute(qmark_to_pyformat(sql), list(params))
+            else:
+                cur.execute(sql)
+            return cur.fetchall() if cur.description else []
+
+    def describe(self, table: str) -> list[tuple[str, str]]:
+        schema, _, name = table.rpartition(".")
+        return self.query(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [schema or "public", name])
+
+    def preview_markdown(self, table: str, filename: str, limit: int = 5) -> str:
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute(f"SELECT * FROM {table} WHERE filename = %s LIMIT {int(limit)}", [filename])
+            names = [d[0] for d in cur.description]
+            rows = cur.fetchall()
+        lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+        lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+        return "\n".join(lines)
+
+    # -- DDL -----------------------------------------------------------------------------
+    def _ensure_tables(self, schema: TripSchema) -> None:
+        """Create schemas, tables, view and helper functions if missing, in a transaction of
+        their own (serialized: concurrent CREATE ... IF NOT EXISTS can collide)."""
+        landed = f"bronze.{schema.table}_landed"
+        text_cols = ", ".join(f'"{c}" text' for c in schema.sql_names)
+        typed = ", ".join(f'"{c.sql_name}" {_SQL_TYPES[c.type]}' for c in schema.columns)
+        names = ", ".join(f'"{c}"' for c in schema.sql_names)
+        probes = [f"to_regclass('{o}') IS NOT NULL" for o in
+                  (landed, f"bronze.{schema.table}", f"silver.{schema.table}",
+                   f"silver.{schema.table}_quarantine")]
+        probes += [f"to_regprocedure('{_fallback_name(t)}(text)') IS NOT NULL" for t in _FALLBACK_FUNCTIONS]
+        with self.connect() as conn, conn.cursor() as cur:
+            cur.execute("SELECT " + " AND ".join(probes))
+            if cur.fetchone()[0]:
+                return  # all there: no catalog writes, no locks
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [_DDL_LOCK])
+            cur.execute("CREATE SCHEMA IF NOT EXISTS bronze")
+            cur.execute("CREATE SCHEMA IF NOT EXISTS silver")
+            for pg_type, target in _FALLBACK_FUNCTIONS.items():
+                cur.execute(
+                    f"CREATE OR REPLACE FUNCTION {_fallback_name(pg_type)}(value text) RETURNS boolean "
+                    "LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$ BEGIN "
+                    f"PERFORM value::{target}; RETURN true; "
+                    "EXCEPTION WHEN others THEN RETURN false; END $f$")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS {landed} ("
+                "line_number bigint GENERATED ALWAYS AS IDENTITY, "
+                f"{text_cols}, filename text NOT NULL DEFAULT current_setting('taxi.filename'))")
+            cur.execute(f"CREATE INDEX IF NOT EXISTS {schema.table}_landed_file "
+                        f"ON {landed} (filename, line_number)")
+            cur.execute(f"COMMENT ON TABLE {landed} IS 'Rows of each file as landed, with their "
+                        f"order in the file; read bronze.{schema.table}, the view over it.'")
+            cur.execute(f"CREATE OR REPLACE VIEW bronze.{schema.table} AS "
+                        f"SELECT {names}, filename FROM {landed}")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS silver.{schema.table} "
+                f"(unique_row_id text NOT NULL, filename text NOT NULL, {typed})")
+            cur.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {schema.table}_unique_row_id "
+                        f"ON silver.{schema.table} (unique_row_id)")
+            cur.execute(f"CREATE INDEX IF NOT EXISTS {schema.table}_filename "
+                        f"ON silver.{schema.table} (filename)")
+            cur.execute(
+                f"CREATE TABLE IF NOT EXISTS silver.{schema.table}_quarantine "
+                f"(filename text, line_number bigint, reason text, {text_cols})")
+
+    @staticmethod
+    def _lock(cur, table: str, filename: str = "", shared: bool = False) -> None:
+        """Wait for, then hold until the transaction ends, the advisory lock of a table's file."""
+        fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+        cur.execute(f"SELECT {fn}(hashtext(%s), hashtext(%s))", [table, filename])
+
+    # -- bronze --------------------------------------------------------------------------
+    def load_bronze(self, schema: TripSchema, partition: str, filename: str, path: str,
+                    max_quarantine_fraction: float = 0.01) -> BronzeResult:
+        table, landed = f"bronze.{schema.table}", f"bronze.{schema.table}_landed"
+        columns = ", ".join(f'"{c}"' for c in schema.sql_names)
+        self._ensure_tables(schema)
+        try:
+            with self.connect() as conn, conn.cursor() as cur:
+                self._lock(cur, table, filename)
+                cur.execute("SELECT set_config('taxi.filename', %s, true)", [filename])
+                cur.execute(f"DELETE FROM {landed} WHERE filename = %s", [filename])
+                # Columns by position (the header was checked against the contract already);
+                # every field as text: typing is silver's job, so nothing is lost here.
+                with open_decompressed(path) as stream:
+                    reader = _ReadErrors(stream)
+                    try:
+                        cur.copy_expert(
+                            f"COPY {landed} ({columns}) FROM STDIN WITH "
+                            "(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"')",
+                            reader, size=_COPY_CHUNK)
+                    except psycopg2.errors.QueryCanceled:
+                        if reader.error is not None:
+                            raise reader.error from None
+                        raise
+                cur.execute(f"SELECT count(*) FROM {landed} WHERE filename = %s", [filename])
+                rows = cur.fetchone()[0]
+                if rows == 0:
+                    raise BadInputError(
+                        f"{filename} (partition {partition}) has a header but no trip rows; "
+                        "the previous load of this month (if any) is kept. Check the source file.",
+                        file=filename, partition=partition)
+                # The typing gate runs here too, so a file silver would refuse never replaces
+                # a good month in bronze either.
+                self._gate_untypable(cur, schema, partition, filename, self._modern(conn),
+                                     max_quarantine_fraction)
+        except (psycopg2.DataError, EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            raise BadInputError(
+                f"{filename} (partition {partition}) could not be loaded into {table}: "
+                f"{str(exc).strip().splitlines()[0]}. The file is probably truncated or malformed: "
+                "re-materialize its raw and lake assets; if it persists, the source file "
+                "itself is bad.", file=filename, partition=partition) from exc
+        return BronzeResult(filename, rows)
+
+    # -- silver --------------------------------------------------------------------------
+    def build_silver(self, schema: TripSchema, partition: str, filename: str,
+                     max_quarantine_fraction: float = 0.01) -> SilverResult:
+        bronze, landed = f"bronze.{schema.table}", f"bronze.{schema.table}_landed"
+        silver, quarantine = f"silver.{schema.table}", f"silver.{schema.table}_quarantine"
+        silver_cols = ", ".join(f'"{c}"' for c in schema.sql_names)
+        raw_select = ", ".join(f'"{c}__raw"' for c in schema.sql_names)
+        pickup = f'"{schema.pickup}"'
+        start, end = month_bounds(partition)
+        log = get_dagster_logger()
+        self._ensure_tables(schema)
+
+        with self.connect() as conn, conn.cursor() as cur:
+            modern = self._modern(conn)
+            typed_cols = ",\n  ".join(f'{_typed(c.sql_name, c.type, modern)} AS "{c.sql_name}"'
+                                      for c in schema.columns)
+            decimals = ",\n  ".join(f"{_decimal(c, modern)} AS {c}__dec" for c in _KEY_AMOUNTS)
+            raw_cols = ",\n  ".join(f'"{c}" AS "{c}__raw"' for c in schema.sql_names)
+            reasons = ", ".join(
+                f"CASE WHEN {c.sql_name}__raw IS NOT NULL AND trim({c.sql_name}__raw) <> '' "
+                f"AND {c.sql_name} IS NULL THEN '{c.sql_name}: cannot read ''' || "
+                f"{c.sql_name}__raw || ''' as {_REASON_TYPES[c.type]}' END"
+                for c in schema.columns if c.type != TEXT)
+            # Silver's ids may move between files (an earlier month owns them), so silver
+            # writers of one table take turns; the bronze file is held (shared) while read.
+            self._lock(cur, silver)
+            self._lock(cur, bronze, filename, shared=True)
+            cur.execute(f"SELECT count(*) FROM {landed} WHERE filename = %s", [filename])
+            if not cur.fetchone()[0]:
+                raise BadInputError(
+                    f"{filename} (partition {partition}) is not in {bronze}: materialize "
+                    f"bronze/{schema.table} for {partition} first (select '*silver/{schema.table}' "
+                    "to run the upstream layers in the same run).", file=filename, partition=partition)
+            # Type once, in file order.
+            cur.execute(f"""
+                CREATE TEMP TABLE _typed ON COMMIT DROP AS
+                SELECT *, NULLIF(concat_ws('; ', {reasons}), '') AS reason FROM (
+                  SELECT row_number() OVER (ORDER BY line_number) + 1 AS line_number,
+                  {typed_cols},
+                  {decimals},
+                  {raw_cols}
+                  FROM {landed} WHERE filename = %s) t""", [filename])
+            cur.execute("SELECT count(*), count(reason) FROM _typed")
+            rows_in, bad = cur.fetchone()
+            reasons_summary = (self._untypable_by_column(cur, schema, filename, modern)
+                               if bad else [])
+            if rows_in and bad / rows_in > max_quarantine_fraction:
+                raise _too_many_untypable(schema, partition, filename, rows_in, bad,
+                                          reasons_summary, max_quarantine_fraction)
+            cur.execute(f"DELETE FROM {quarantine} WHERE filename = %s", [filename])
+            cur.execute(f"INSERT INTO {quarantine} SELECT %s, line_number, reason, {raw_select} "
+                        "FROM _typed WHERE reason IS NOT NULL ORDER BY line_number", [filename])
+            cur.execute(f"DELETE FROM {silver} WHERE filename = %s", [filename])
+            # Hash once.
+            cur.execute(f"""
+                CREATE TEMP TABLE _keyed ON COMMIT DROP AS
+                SELECT {unique_row_id_sql(schema)} AS unique_row_id, line_number, {silver_cols}
+                FROM _typed WHERE reason IS NULL""")
+            cur.execute("CREATE INDEX ON _keyed (unique_row_id, line_number)")
+            cur.execute("ANALYZE _keyed")
+            cur.execute("SELECT count(DISTINCT unique_row_id) FROM _keyed")
+            distinct = cur.fetchone()[0]
+            good = rows_in - bad
+            # An id already owned by an earlier month's file stays there (whatever the load
+            # order); a later file holding one of ours gives it up (first, so that the unique
+            # index never sees the id twice).
+            cur.execute(f"""
+                DELETE FROM {silver} s USING (SELECT DISTINCT unique_row_id FROM _keyed) k
+                WHERE s.unique_row_id = k.unique_row_id AND s.filename > %s""", [filename])
+            # Keep the first of each id in file order.
+            cur.execute(f"""
+                INSERT INTO {silver} (unique_row_id, filename, {silver_cols})
+                SELECT unique_row_id, %s, {silver_cols} FROM (
+                  SELECT DISTINCT ON (unique_row_id) * FROM _keyed k
+                  WHERE NOT EXISTS (SELECT 1 FROM {silver} o
+                                    WHERE o.unique_row_id = k.unique_row_id AND o.filename < %s)
+                  ORDER BY unique_row_id, line_number) first_of_each
+                ORDER BY line_number""", [filename, filename])
+            cur.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE {pickup} < %s OR {pickup} >= %s) "
+                f"FROM {silver} WHERE filename = %s", [start, end, filename])
+            rows_out, outside = cur.fetchone()
+        if bad:
+            log.warning(f"{filename}: {bad} rows quarantined in {quarantine}")
+        return SilverResult(
+            filename=filename, rows_in=rows_in, rows_out=rows_out,
+            duplicates_collapsed=good - distinct, duplicates_in_other_files=distinct - rows_out,
+            rows_quarantined=bad, quarantine_reasons=reasons_summary,
+            pickups_outside_month=outside)
+
+    def _untypable_by_column(self, cur, schema: TripSchema, filename: str,
+                             modern: bool) -> list[tuple[str, int, str]]:
+        """(column, rows, an example value) for every column with text that cannot be typed."""
+        counts = ", ".join(
+            f"count(*) FILTER (WHERE {_untypable(c.sql_name, c.type, modern)}), "
+            f"min({c.sql_name}) FILTER (WHERE {_untypable(c.sql_name, c.type, modern)})"
+            for c in schema.columns)
+        cur.execute(f"SELECT {counts} FROM bronze.{schema.table}_landed WHERE filename = %s", [filename])
+        row = cur.fetchone()
+        return [(c.sql_name, row[2 * i], repr(row[2 * i + 1]))
+                for i, c in enumerate(schema.columns) if row[2 * i]]
+
+    def _gate_untypable(self, cur, schema: TripSchema, partition: str, filename: str,
+                        modern: bool, max_fraction: float) -> None:
+        """Fail (inside the caller's transaction) when too many rows cannot be typed."""
+        any_bad = " OR ".join(f"({_untypable(c.sql_name, c.type, modern)})" for c in schema.columns)
+        cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {any_bad}) "
+                    f"FROM bronze.{schema.table}_landed WHERE filename = %s", [filename])
+        rows, bad = cur.fetchone()
+        if rows and bad / rows > max_fraction:
+            raise _too_many_untypable(schema, partition, filename, rows, bad,
+                                      self._untypable_by_column(cur, schema, filename, modern),
+                                      max_fraction)
+
+
+def _too_many_untypable(schema, partition, filename, rows, bad, by_column, max_fraction) -> BadInputError:
+    detail = "; ".join(f"column {col}: {n} rows, e.g. {example}" for col, n, example in by_column)
+    return BadInputError(
+        f"{filename} (partition {partition}): {bad} of {rows} rows ({bad / rows:.1%}) cannot be "
+        f"typed, more than the {max_fraction:.1%} allowed (TAXI_MAX_QUARANTINE_FRACTION). "
+        f"{detail}. Nothing was changed for this month; fix the file, or the column contract "
+        "in taxi_platform/schemas.py if TLC changed a type.",
+        file=filename, partition=partition, column=by_column[0][0] if by_column else None)

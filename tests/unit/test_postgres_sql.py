@@ -1,0 +1,56 @@
+"""The PostgreSQL warehouse's pieces that need no server: placeholders, the decompressed
+stream COPY reads, the SQL of the id contract, and the factory that picks the backend."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from taxi_platform.resources import build_warehouse
+from taxi_platform.resources.postgres_warehouse import (
+    PostgresWarehouseResource,
+    open_decompressed,
+    qmark_to_pyformat,
+    unique_row_id_sql,
+)
+from taxi_platform.schemas import YELLOW
+from taxi_platform.settings import Settings
+
+
+def test_question_mark_placeholders_become_psycopg2_placeholders_outside_quotes():
+    assert qmark_to_pyformat("SELECT ? WHERE a = ?") == "SELECT %s WHERE a = %s"
+    assert qmark_to_pyformat("SELECT '?', \"a?\", ? LIKE 'x%'") == "SELECT '?', \"a?\", %s LIKE 'x%%'"
+    assert qmark_to_pyformat("SELECT 5 % 2, ?") == "SELECT 5 %% 2, %s"
+
+
+def test_copy_reads_a_gzip_file_decompressed_and_a_plain_file_as_it_is(tmp_path):
+    text = b"a,b\r\n1,2\r\n"
+    gz, plain = tmp_path / "f.csv.gz", tmp_path / "f.csv"
+    with gzip.open(gz, "wb") as out:
+        out.write(text)
+    plain.write_bytes(text)
+    for path in (gz, plain):
+        with open_decompressed(str(path)) as stream:
+            assert stream.read() == text
+
+
+def test_the_id_is_md5_of_the_key_columns_in_contract_order_with_two_decimal_amounts():
+    sql = unique_row_id_sql(YELLOW)
+    assert sql.startswith("md5(") and sql.count("'|'") == len(YELLOW.key_columns) - 1
+    order = [sql.index(c) for c in ("vendorid", "tpep_pickup_datetime", "tpep_dropoff_datetime",
+                                    "pulocationid", "dolocationid", "fare_amount__dec", "trip_distance__dec")]
+    assert order == sorted(order)
+    assert "'YYYY-MM-DD HH24:MI:SS'" in sql and "numeric(38,2)" in sql
+
+
+def test_taxi_warehouse_postgres_builds_the_postgres_warehouse_without_a_password_in_config(monkeypatch):
+    monkeypatch.setenv("TAXI_PG_DSN", "postgresql://u:secret@db:5432/taxi")
+    warehouse = build_warehouse(Settings.from_env({"TAXI_WAREHOUSE": "postgres"}))
+    assert isinstance(warehouse, PostgresWarehouseResource) and warehouse.name == "postgres"
+    assert warehouse.dsn == "" and warehouse.resolved_dsn() == "postgresql://u:secret@db:5432/taxi"
+
+
+def test_an_unknown_warehouse_names_the_ones_there_are():
+    with pytest.raises(ValueError, match="duckdb, postgres"):
+        build_warehouse(Settings.from_env({"TAXI_WAREHOUSE": "oracle"}))
