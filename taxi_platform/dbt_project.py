@@ -23,8 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from dagster_dbt import DbtProject
 
@@ -83,7 +83,7 @@ def parse_project(project_dir: Path, target_path: Path, extra_env: dict[str, str
     result = subprocess.run(
         [dbt_executable(), "parse", "--no-use-colors", "--project-dir", str(project_dir),
          "--profiles-dir", str(project_dir), "--target-path", str(target_path)],
-        cwd=project_dir, env=env, capture_output=True, text=True)
+        check=False, cwd=project_dir, env=env, capture_output=True, text=True)
     if result.returncode != 0:
         raise DbtProjectError(
             f"the dbt project in {project_dir} does not parse, so its assets cannot load. "

@@ -32,7 +32,6 @@ from dagster import (
     AssetKey,
     BackfillPolicy,
     Failure,
-    MetadataValue,
     Output,
     TableColumn,
     TableSchema,
