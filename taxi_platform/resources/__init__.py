@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
+from taxi_platform.resources.gcs_lake import GCSLakeResource
 from taxi_platform.resources.lake import LakeResource, LocalLakeResource
 from taxi_platform.resources.postgres_warehouse import PostgresWarehouseResource
 from taxi_platform.resources.source import TaxiSourceResource
@@ -13,7 +14,13 @@ from taxi_platform.settings import Settings
 def build_lake(settings: Settings) -> LakeResource:
     if settings.lake == "local":
         return LocalLakeResource(root=str(settings.lake_dir))
-    raise ValueError(f"TAXI_LAKE={settings.lake!r} is not a lake this build knows (use: local)")
+    if settings.lake == "gcs":
+        if not settings.gcp_bucket_name:
+            raise ValueError("TAXI_LAKE=gcs needs GCP_BUCKET_NAME (and GCP_PROJECT_ID, GCP_LOCATION; "
+                             "credentials from GOOGLE_APPLICATION_CREDENTIALS)")
+        return GCSLakeResource(project=settings.gcp_project_id, bucket=settings.gcp_bucket_name,
+                               location=settings.gcp_location)
+    raise ValueError(f"TAXI_LAKE={settings.lake!r} is not a lake this build knows (use: local, gcs)")
 
 
 def build_warehouse(settings: Settings) -> WarehouseResource:

@@ -1,0 +1,123 @@
+"""The GCS lake against a local GCS emulator: objects carry the platform's sha256, an
+unchanged file is not uploaded again, big files go up resumably in chunks, local copies are
+temporary, and a whole month runs raw -> lake -> bronze -> silver with TAXI_LAKE=gcs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from dagster import AssetKey, DagsterInstance
+from google.cloud.storage.blob import Blob
+
+from taxi_platform.assets import ingest_assets
+from taxi_platform.files import sha256_of
+from taxi_platform.resources.gcs_lake import GCSLakeResource, LakeChecksumError
+from taxi_platform.settings import Settings
+from tests.support import gcs as gcs_support
+from tests.support.backends import REAL_YELLOW
+from tests.support.gcs import bucket_name
+from tests.support.runs import failure_messages, run_months
+
+gcs_emulator, gcs_env = gcs_support.gcs_emulator, gcs_support.gcs_env  # fixtures
+
+KEY = "yellow/yellow_tripdata_2019-01.csv.gz"
+
+
+@pytest.fixture
+def lake(gcs_env) -> GCSLakeResource:
+    lake = GCSLakeResource(project="taxi-test", bucket=bucket_name())
+    assert lake.ensure_bucket() and not lake.ensure_bucket()  # created once, then found
+    return lake
+
+
+@pytest.fixture
+def upload_spy(monkeypatch) -> list[tuple[str, int | None]]:
+    """Records each upload the client makes: ('resumable' | 'multipart', chunk size)."""
+    calls = []
+    for method, kind in (("_do_resumable_upload", "resumable"), ("_do_multipart_upload", "multipart")):
+        original = getattr(Blob, method)
+
+        def spy(self, *args, _original=original, _kind=kind, **kwargs):
+            calls.append((_kind, self.chunk_size))
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(Blob, method, spy)
+    return calls
+
+
+def test_a_file_is_stored_with_its_sha256_and_an_unchanged_file_is_not_uploaded_again(
+        lake, tlc_dir, upload_spy):
+    path = tlc_dir / REAL_YELLOW
+    first = lake.put(path, KEY)
+    assert first.uri == f"gs://{lake.bucket}/{KEY}" and not first.unchanged
+    assert (first.size, first.sha256) == (path.stat().st_size, sha256_of(path))
+    assert lake.stat(KEY) == first
+    again = lake.put(path, KEY, sha256=first.sha256)
+    assert again.unchanged and len(upload_spy) == 1 and upload_spy[0][0] == "multipart"
+
+
+def test_a_changed_file_replaces_the_object(lake, tmp_path):
+    path = tmp_path / "f.csv.gz"
+    path.write_bytes(b"one")
+    lake.put(path, KEY)
+    path.write_bytes(b"two!")
+    stored = lake.put(path, KEY)
+    assert not stored.unchanged and lake.stat(KEY).sha256 == sha256_of(path) and stored.size == 4
+
+
+def test_a_big_file_goes_up_resumably_in_chunks_and_comes_back_byte_for_byte(gcs_env, tmp_path, upload_spy):
+    lake = GCSLakeResource(bucket=bucket_name(), resumable_threshold_mib=1, chunk_mib=1)
+    big = tmp_path / "big.csv.gz"
+    big.write_bytes(os.urandom(3 * 1024 * 1024 + 17))  # four chunks
+    stored = lake.put(big, KEY)  # the first upload also creates the missing bucket
+    # tried once, found no bucket, created it, uploaded: resumable, in 1 MiB chunks both times
+    assert upload_spy == [("resumable", 1024 * 1024)] * 2
+    with lake.local_copy(KEY) as copy:
+        assert copy.read_bytes() == big.read_bytes() and sha256_of(copy) == stored.sha256
+    assert not copy.exists() and not copy.parent.exists()
+
+
+def test_the_local_copy_is_removed_even_when_the_block_fails(lake, tlc_dir):
+    lake.put(tlc_dir / REAL_YELLOW, KEY)
+    with pytest.raises(RuntimeError, match="boom"), lake.local_copy(KEY) as copy:
+        assert copy.is_file()
+        raise RuntimeError("boom")
+    assert not copy.parent.exists()
+
+
+def test_an_object_changed_behind_our_back_is_absent_or_refused(lake, tlc_dir, tmp_path):
+    assert lake.stat(KEY) is None
+    lake.put(tlc_dir / REAL_YELLOW, KEY)
+    blob = lake.client().bucket(lake.bucket).blob(KEY)
+    blob.upload_from_string(b"other bytes")  # another writer, without our metadata
+    assert lake.stat(KEY) is None
+    blob.metadata = {"sha256": "0" * 64, "size": str(len(b"other bytes"))}
+    blob.upload_from_string(b"other bytes")  # metadata that lies about the bytes
+    with pytest.raises(LakeChecksumError), lake.local_copy(KEY):
+        pass
+
+
+@pytest.mark.slow
+def test_a_month_runs_raw_to_silver_with_the_lake_in_gcs(platform_env, gcs_env, monkeypatch):
+    bucket = bucket_name()
+    for key, value in {"TAXI_LAKE": "gcs", "GCP_PROJECT_ID": "taxi-test", "GCP_BUCKET_NAME": bucket}.items():
+        monkeypatch.setenv(key, value)
+    yellow = [a for a in ingest_assets if "yellow" in a.key.to_user_string()]
+    with DagsterInstance.get() as instance:
+        result = run_months(instance, "2019-01", yellow)
+        assert result.success, failure_messages(result)
+        lake_meta = instance.get_latest_materialization_event(
+            AssetKey(["lake", "yellow_tripdata"])).asset_materialization.metadata
+        again = run_months(instance, "2019-01", yellow)
+        assert again.success, failure_messages(again)
+        lake_again = instance.get_latest_materialization_event(
+            AssetKey(["lake", "yellow_tripdata"])).asset_materialization.metadata
+    assert lake_meta["uri"].value == f"gs://{bucket}/{KEY}" and not lake_meta["unchanged"].value
+    assert lake_again["unchanged"].value  # the second run found the same bytes there
+    from taxi_platform.resources import build_warehouse
+
+    warehouse = build_warehouse(Settings.from_env())
+    assert warehouse.query("SELECT count(*) FROM silver.yellow_tripdata")[0][0] == 10_000
+    assert not list(Path(os.environ.get("TMPDIR", "/tmp")).glob("taxi-lake-*/*.csv.gz"))
