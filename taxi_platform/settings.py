@@ -18,6 +18,7 @@ Switch backends and locations with these variables, never with code edits:
 | GCP_LOCATION | US | where the bucket and the dataset are created |
 | GCP_BUCKET_NAME | - | the lake bucket (required for TAXI_LAKE=gcs) |
 | GCP_DATASET | taxi | BigQuery dataset prefix: `<GCP_DATASET>_bronze`, `<GCP_DATASET>_silver` |
+| TAXI_BIGQUERY_API_ENDPOINT | (Google's) | a BigQuery emulator's URL (anonymous credentials then) |
 | GOOGLE_APPLICATION_CREDENTIALS | - | service-account key file (read by the Google client libraries themselves) |
 
 Automation settings (schedules, sensors, alerts) are read by taxi_platform/schedules.py and
@@ -48,6 +49,7 @@ class Settings:
     gcp_location: str = "US"
     gcp_bucket_name: str = ""
     gcp_dataset: str = "taxi"
+    bigquery_api_endpoint: str = ""
 
     @property
     def raw_dir(self) -> Path:
@@ -71,4 +73,5 @@ class Settings:
             gcp_location=env.get("GCP_LOCATION") or "US",
             gcp_bucket_name=env.get("GCP_BUCKET_NAME") or "",
             gcp_dataset=env.get("GCP_DATASET") or "taxi",
+            bigquery_api_endpoint=env.get("TAXI_BIGQUERY_API_ENDPOINT") or "",
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from taxi_platform.resources.bigquery_warehouse import BigQueryWarehouseResource
 from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
 from taxi_platform.resources.gcs_lake import GCSLakeResource
 from taxi_platform.resources.lake import LakeResource, LocalLakeResource
@@ -30,9 +31,15 @@ def build_warehouse(settings: Settings) -> WarehouseResource:
     if settings.warehouse in ("postgres", "postgresql"):
         # The DSN (TAXI_PG_DSN or PG*) is read when connecting: no password in run config.
         return PostgresWarehouseResource()
+    if settings.warehouse == "bigquery":
+        return BigQueryWarehouseResource(
+            project=settings.gcp_project_id, location=settings.gcp_location,
+            dataset=settings.gcp_dataset,
+            bucket=settings.gcp_bucket_name if settings.lake == "gcs" else "",
+            api_endpoint=settings.bigquery_api_endpoint)
     raise ValueError(
         f"TAXI_WAREHOUSE={settings.warehouse!r} is not a warehouse this build knows "
-        "(use: duckdb, postgres)")
+        "(use: duckdb, postgres, bigquery)")
 
 
 def resources_from_env(settings: Settings | None = None) -> dict:

@@ -52,5 +52,5 @@ def test_taxi_warehouse_postgres_builds_the_postgres_warehouse_without_a_passwor
 
 
 def test_an_unknown_warehouse_names_the_ones_there_are():
-    with pytest.raises(ValueError, match="duckdb, postgres"):
+    with pytest.raises(ValueError, match="duckdb, postgres, bigquery"):
         build_warehouse(Settings.from_env({"TAXI_WAREHOUSE": "oracle"}))
