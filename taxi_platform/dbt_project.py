@@ -126,17 +126,34 @@ def partition_filenames(first_month: str, last_month: str) -> list[str]:
             for schema in SCHEMAS.values()]
 
 
+_PG_VARIABLES = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+                 "dbname": "PGDATABASE"}
+
+
+def dbt_variables(warehouse) -> dict[str, str]:
+    """The environment variables profiles.yml reads, from the warehouse resource the assets use:
+    TAXI_DUCKDB_PATH (absolute: dbt runs in dbt_project/) for DuckDB; for PostgreSQL the PG*
+    variables from its DSN (TAXI_PG_DSN), when it has one rather than the PG* variables."""
+    variables: dict[str, str] = {}
+    if getattr(warehouse, "path", None):
+        variables["TAXI_DUCKDB_PATH"] = str(Path(warehouse.path).absolute())
+    if getattr(warehouse, "memory_limit", None):
+        variables["TAXI_DUCKDB_MEMORY_LIMIT"] = warehouse.memory_limit
+    dsn = getattr(warehouse, "dsn", None) or (os.environ.get("TAXI_PG_DSN") if warehouse.name == "postgres" else "")
+    if dsn:
+        from psycopg2.extensions import parse_dsn
+
+        for key, value in parse_dsn(dsn).items():
+            if key in _PG_VARIABLES:
+                variables[_PG_VARIABLES[key]] = value
+    return variables
+
+
 @contextlib.contextmanager
-def dbt_environment(duckdb_path: str | None, memory_limit: str | None = None) -> Iterator[None]:
-    """Point dbt's DuckDB target at the assets' DuckDB file while the block runs (dbt reads
-    TAXI_DUCKDB_PATH in profiles.yml, from its own working directory, so it is made absolute)."""
-    wanted = {}
-    if duckdb_path:
-        wanted["TAXI_DUCKDB_PATH"] = str(Path(duckdb_path).absolute())
-    if memory_limit:
-        wanted["TAXI_DUCKDB_MEMORY_LIMIT"] = memory_limit
-    saved = {key: os.environ.get(key) for key in wanted}
-    os.environ.update(wanted)
+def dbt_environment(variables: dict[str, str]) -> Iterator[None]:
+    """Set ``variables`` in os.environ while the block runs (a dbt invocation inherits them)."""
+    saved = {key: os.environ.get(key) for key in variables}
+    os.environ.update(variables)
     try:
         yield
     finally:

@@ -21,3 +21,11 @@
     insert into {{ target }} ({{ dest_cols_csv }})
     select {{ dest_cols_csv }} from {{ source }}
 {%- endmacro %}
+
+{#- BigQuery's incremental materialization takes only merge / insert_overwrite / microbatch:
+    there fct_trips deletes the partition's files in a pre-hook, then merges on trip_id. -#}
+{% macro bigquery_delete_partition_files() -%}
+    {%- if target.type == 'bigquery' and is_incremental() and partition_months() is not none -%}
+    delete from {{ this }} where filename in ({{ partition_filenames() }})
+    {%- endif -%}
+{%- endmacro %}

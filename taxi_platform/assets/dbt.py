@@ -47,6 +47,7 @@ from taxi_platform.assets.common import WAREHOUSE_POOL
 from taxi_platform.dbt_project import (
     dbt_environment,
     dbt_executable,
+    dbt_variables,
     partition_filenames,
     prepare_manifest,
     taxi_dbt_project,
@@ -65,6 +66,12 @@ _LAYER_DESCRIPTIONS = {
 }
 
 
+def _layer(dbt_resource_props: Mapping[str, Any]) -> str:
+    """The layer a model or seed is configured in (``+schema`` in dbt_project.yml: seeds,
+    staging, gold, marts), whatever the warehouse calls its schema (BigQuery: taxi_gold)."""
+    return (dbt_resource_props.get("config") or {}).get("schema") or dbt_resource_props["schema"]
+
+
 class TaxiDbtTranslator(DagsterDbtTranslator):
     """Asset keys ``<schema>/<name>`` (gold/fct_trips, marts/dm_monthly_zone_revenue, ...),
     groups by layer, and the silver sources mapped onto the silver assets."""
@@ -75,16 +82,16 @@ class TaxiDbtTranslator(DagsterDbtTranslator):
             return AssetKey(meta_key)
         if dbt_resource_props["resource_type"] == "source":
             return AssetKey([dbt_resource_props["source_name"], dbt_resource_props["name"]])
-        return AssetKey([dbt_resource_props["schema"], dbt_resource_props["alias"] or dbt_resource_props["name"]])
+        return AssetKey([_layer(dbt_resource_props), dbt_resource_props["name"]])
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         if dbt_resource_props["resource_type"] == "source":
             return None
-        return dbt_resource_props["schema"]
+        return _layer(dbt_resource_props)
 
     def get_description(self, dbt_resource_props: Mapping[str, Any]) -> str:
         text = (dbt_resource_props.get("description") or "").strip()
-        layer = _LAYER_DESCRIPTIONS.get(dbt_resource_props.get("schema", ""), "")
+        layer = _LAYER_DESCRIPTIONS.get(_layer(dbt_resource_props), "")
         path = dbt_resource_props.get("original_file_path")
         extra = f"\n\ndbt {dbt_resource_props['resource_type']} `{dbt_resource_props['name']}`"
         extra += f" ({layer})" if layer else ""
@@ -94,7 +101,7 @@ class TaxiDbtTranslator(DagsterDbtTranslator):
     def get_tags(self, dbt_resource_props: Mapping[str, Any]) -> Mapping[str, str]:
         tags = dict(super().get_tags(dbt_resource_props))
         if dbt_resource_props["resource_type"] != "source":
-            tags["layer"] = dbt_resource_props["schema"]
+            tags["layer"] = _layer(dbt_resource_props)
         return tags
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]):
@@ -149,7 +156,7 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, args: 
     so a failed check is recorded and blocks what is downstream)."""
     dbt = DbtCliResource(project_dir=taxi_dbt_project, dbt_executable=dbt_executable())
     with tempfile.TemporaryDirectory(prefix="dbt-") as target, warehouse.exclusive(), \
-            dbt_environment(getattr(warehouse, "path", None), getattr(warehouse, "memory_limit", None)):
+            dbt_environment(dbt_variables(warehouse)):
         invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=Path(target))
         events = list(invocation.stream())
         failed = not invocation.is_successful()

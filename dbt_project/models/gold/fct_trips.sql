@@ -4,13 +4,16 @@
     min_date/max_date): a run rebuilds exactly the rows whose filename is one of the window's
     files, deleting and inserting in one transaction (macros/replace_files_strategy.sql), so
     months load in any order and re-runs change nothing. Without the vars (a plain
-    `dbt build`), every file in silver is rebuilt. -#}
+    `dbt build`), every file in silver is rebuilt. BigQuery takes no custom strategy: there a
+    pre-hook deletes the window's files and a merge on trip_id inserts them (two jobs, not one
+    transaction). -#}
 {{ config(
     materialized='incremental',
     unique_key='trip_id',
     incremental_strategy=('merge' if target.type == 'bigquery' else 'replace_files'),
     on_schema_change='fail',
     tags=['partitioned'],
+    pre_hook="{{ bigquery_delete_partition_files() }}",
 ) }}
 {%- if flags.FULL_REFRESH and partition_months() is not none -%}
     {{ exceptions.raise_compiler_error(
