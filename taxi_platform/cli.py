@@ -33,7 +33,8 @@ def _sample_source(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    """Materialize every asset for a few months on the embedded default, from a sample source."""
+    """Materialize every asset (raw to the dbt marts) for a few months on the embedded default,
+    from a sample source; print the row counts, the mart's included."""
     months = parse_month_range(args.months)
     data_dir = Path(os.environ.setdefault("TAXI_DATA_DIR", "data")).absolute()
     if not os.environ.get("TAXI_SOURCE_URL"):
@@ -74,6 +75,12 @@ def _demo(args: argparse.Namespace) -> int:
             for filename, rows in warehouse.query(
                     f"SELECT filename, count(*) FROM {table} GROUP BY 1 ORDER BY 1"):
                 print(f"  {table:<26}{filename:<36}{rows:>10,}")
+    mart = "marts.dm_monthly_zone_revenue"
+    (mart_rows, months, trips), = warehouse.query(
+        f"SELECT count(*), count(DISTINCT revenue_month), coalesce(sum(total_monthly_trips), 0) FROM {mart}")
+    (fct_rows,), = warehouse.query("SELECT count(*) FROM gold.fct_trips")
+    print(f"\n  {'gold.fct_trips':<26}{'(all files)':<36}{fct_rows:>10,}")
+    print(f"  {mart:<26}{f'{months} pickup months, {trips:,} trips':<36}{mart_rows:>10,}")
     print("\nOpen the UI with `make dev`, then http://127.0.0.1:3000 (runs are in .dagster_home/).")
     return 0
 

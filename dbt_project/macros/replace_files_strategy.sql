@@ -9,14 +9,15 @@
     {%- set source = arg_dict['temp_relation'] -%}
     {%- set unique_key = arg_dict['unique_key'] -%}
     {%- set dest_cols_csv = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    {%- if not unique_key or unique_key is not string -%}
-        {{ exceptions.raise_compiler_error("replace_files needs unique_key: one column name") }}
+    {%- if not unique_key -%}
+        {{ exceptions.raise_compiler_error("replace_files needs a unique_key (a column or a list)") }}
     {%- endif -%}
+    {%- set key = unique_key if unique_key is string else unique_key | join(', ') -%}
     {%- set files = partition_filenames() if partition_months() is not none
                     else 'select distinct filename from ' ~ source -%}
     delete from {{ target }}
     where filename in ({{ files }})
-       or {{ unique_key }} in (select {{ unique_key }} from {{ source }});
+       or ({{ key }}) in (select {{ key }} from {{ source }});
 
     insert into {{ target }} ({{ dest_cols_csv }})
     select {{ dest_cols_csv }} from {{ source }}

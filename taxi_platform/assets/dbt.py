@@ -28,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from dagster import (
+    AssetDep,
     AssetExecutionContext,
     AssetKey,
+    AssetSpec,
     BackfillPolicy,
     Failure,
     Output,
@@ -40,6 +42,7 @@ from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
     DbtCliResource,
+    DbtProject,
     dbt_assets,
 )
 
@@ -74,7 +77,26 @@ def _layer(dbt_resource_props: Mapping[str, Any]) -> str:
 
 class TaxiDbtTranslator(DagsterDbtTranslator):
     """Asset keys ``<schema>/<name>`` (gold/fct_trips, marts/dm_monthly_zone_revenue, ...),
-    groups by layer, and the silver sources mapped onto the silver assets."""
+    groups by layer, and the silver sources mapped onto the silver assets.
+
+    A model that reads a view also depends on what the view reads: a view holds no data, so
+    gold/fct_trips really reads silver through staging. Without that edge a run that selects
+    silver and fct_trips but not the (unchanged) staging views could run fct_trips first."""
+
+    def get_asset_spec(self, manifest: Mapping[str, Any], unique_id: str,
+                       project: DbtProject | None) -> AssetSpec:
+        spec = super().get_asset_spec(manifest, unique_id, project)
+        props = self.get_resource_props(manifest, unique_id)
+        through_views: dict[AssetKey, AssetDep] = {}
+        for parent_id in props.get("depends_on", {}).get("nodes", []):
+            parent = manifest["nodes"].get(parent_id) or {}
+            if (parent.get("config") or {}).get("materialized") != "view":
+                continue
+            for dep in self.get_asset_spec(manifest, parent_id, project).deps:
+                through_views.setdefault(dep.asset_key, AssetDep(dep.asset_key))
+        known = {dep.asset_key for dep in spec.deps}
+        extra = [dep for key, dep in through_views.items() if key not in known and key != spec.key]
+        return spec.replace_attributes(deps=[*spec.deps, *extra]) if extra else spec
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         meta_key = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")

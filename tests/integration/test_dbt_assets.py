@@ -22,6 +22,7 @@ from tests.support.runs import failure_messages, rewrite_csv, table_digest
 
 JAN_YELLOW, FEB_YELLOW = YELLOW.filename("2019-01"), YELLOW.filename("2019-02")
 FCT, MART = AssetKey(["gold", "fct_trips"]), AssetKey(["marts", "dm_monthly_zone_revenue"])
+GRAIN = "unique_combination_of_columns_fct_trips_service_type__trip_id"
 MOVED = 25  # real January rows also published in the February file
 
 
@@ -149,19 +150,16 @@ def test_two_months_loaded_out_of_order_give_the_mart_of_a_recomputation_over_si
 def test_a_failing_dbt_test_fails_the_run_and_blocks_the_mart(instance, platform_env):
     ingested = run(instance, ingest_assets, "2019-01")
     assert ingested.success, failure_messages(ingested)
-    # A green trip with a yellow trip's id: fct_trips builds, its unique test fails.
-    columns = "unique_row_id, filename, vendorid, lpep_pickup_datetime, pulocationid"
-    warehouse().query(
-        f"INSERT INTO silver.green_tripdata ({columns}) SELECT unique_row_id, ?, vendorid, "
-        "tpep_pickup_datetime, pulocationid FROM silver.yellow_tripdata LIMIT 1", [GREEN.filename("2019-01")])
+    # A yellow trip twice (silver would never): fct_trips builds, its grain test fails.
+    warehouse().query("INSERT INTO silver.yellow_tripdata SELECT * FROM silver.yellow_tripdata LIMIT 1")
 
     result = run(instance, dbt_asset_defs, "2019-01")
     assert not result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations() if e.asset_key == FCT}
-    assert checks["unique_fct_trips_trip_id"].passed is False
+    assert checks[GRAIN].passed is False
     assert checks["not_null_fct_trips_trip_id"].passed is True
     materialized = {e.event_specific_data.materialization.asset_key for e in result.get_asset_materialization_events()}
     assert FCT in materialized and MART not in materialized
     assert instance.get_latest_materialization_event(MART) is None
     (message,) = failure_messages(result)
-    assert "dbt failed for partition 2019-01" in message and "unique_fct_trips_trip_id" in message
+    assert "dbt failed for partition 2019-01" in message and GRAIN in message

@@ -47,6 +47,6 @@ def test_dbt_models_are_assets_in_one_graph_with_silver_keyed_and_grouped_by_lay
     assert "revenue_monthly_total_amount" in [c.name for c in _schema(graph.get(mart)).columns]
 
     checks = {(c.asset_key.to_user_string(), c.name): graph.get_check_spec(c) for c in graph.asset_check_keys}
-    assert checks[("gold/fct_trips", "unique_fct_trips_trip_id")].blocking
+    assert checks[("gold/fct_trips", "unique_combination_of_columns_fct_trips_service_type__trip_id")].blocking
     assert checks[("marts/dm_monthly_zone_revenue",
                    "unique_combination_of_columns_dm_monthly_zone_revenue_revenue_zone__revenue_month__service_type")].blocking

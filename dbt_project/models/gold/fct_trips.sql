@@ -1,15 +1,16 @@
-{#- Every silver trip of both colours, with zone names and the payment description.
+{#- Every silver trip of both colours, with zone names and the payment description. A trip is
+    (service_type, trip_id): silver keeps unique_row_id unique within a colour's table only.
 
     Partitioned by the month of the silver file (Dagster passes the month window as vars
     min_date/max_date): a run rebuilds exactly the rows whose filename is one of the window's
     files, deleting and inserting in one transaction (macros/replace_files_strategy.sql), so
     months load in any order and re-runs change nothing. Without the vars (a plain
     `dbt build`), every file in silver is rebuilt. BigQuery takes no custom strategy: there a
-    pre-hook deletes the window's files and a merge on trip_id inserts them (two jobs, not one
+    pre-hook deletes the window's files and a merge on (service_type, trip_id) inserts them (two jobs, not one
     transaction). -#}
 {{ config(
     materialized='incremental',
-    unique_key='trip_id',
+    unique_key=['service_type', 'trip_id'],
     incremental_strategy=('merge' if target.type == 'bigquery' else 'replace_files'),
     on_schema_change='fail',
     tags=['partitioned'],
