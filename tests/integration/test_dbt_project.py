@@ -62,9 +62,9 @@ def test_the_dbt_unit_tests_for_the_staging_renames_and_the_revenue_aggregation_
     results = json.loads((tmp_path / "target" / "run_results.json").read_text())["results"]
     unit = {r["unique_id"].split(".")[-1]: r["status"] for r in results if r["unique_id"].startswith("unit_test.")}
     assert unit == {
-        "stg_yellow_tripdata_renames_silver_columns_and_adds_yellow_constants": "pass",
-        "stg_green_tripdata_renames_silver_columns_and_keeps_trip_type_and_ehail_fee": "pass",
-        "dm_monthly_zone_revenue_sums_by_pickup_zone_month_and_service_type": "pass",
+        "stg_yellow_renames_columns_and_adds_constants": "pass",
+        "stg_green_renames_columns_keeps_trip_type": "pass",
+        "mart_sums_by_pickup_zone_month_and_service": "pass",
     }
 
 
@@ -77,7 +77,7 @@ def test_a_unit_test_fails_when_the_mart_groups_by_the_wrong_month(tmp_path):
     done = dbt(["build", "--empty", "--select", "+dm_monthly_zone_revenue"], warehouse, tmp_path / "target",
                project_dir=project)
     assert done.returncode != 0
-    assert "dm_monthly_zone_revenue_sums_by_pickup_zone_month_and_service_type" in done.stdout
+    assert "mart_sums_by_pickup_zone_month_and_service" in done.stdout
     assert "actual differs from expected" in done.stdout
 
 

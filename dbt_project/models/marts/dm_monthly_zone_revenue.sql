@@ -14,7 +14,8 @@ select
     sum(improvement_surcharge) as revenue_monthly_improvement_surcharge,
     sum(total_amount) as revenue_monthly_total_amount,
     count(trip_id) as total_monthly_trips,
-    avg(passenger_count) as avg_monthly_passenger_count,
-    avg(trip_distance) as avg_monthly_trip_distance
+    {#- averages as 8-byte floats: avg() of an integer is NUMERIC on PostgreSQL, DOUBLE on DuckDB -#}
+    cast(avg(passenger_count) as {{ type_double() }}) as avg_monthly_passenger_count,
+    cast(avg(trip_distance) as {{ type_double() }}) as avg_monthly_trip_distance
 from {{ ref('fct_trips') }}
 group by 1, 2, 3
