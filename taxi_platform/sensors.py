@@ -1,14 +1,15 @@
 """Sensors: files dropped in the landing folder, months appearing at the source, failure alerts.
 
 landing_sensor (default RUNNING, every 30 s)
-    Watches ``TAXI_LANDING_DIR`` (default ``<TAXI_DATA_DIR>/landing``, sub-folders included) for
+    Watches ``TAXI_LANDING_DIR`` (default ``<TAXI_DATA_DIR>/landing``, sub-folders included; or a
+    GCS prefix ``gs://bucket/prefix/``, see taxi_platform/landing.py) for
     ``<colour>_tripdata_YYYY-MM.csv[.gz]``. Each new or changed file (same path with another
-    mtime or size) becomes one run of that colour's job for that month, tagged
+    mtime or size; in GCS another generation) becomes one run of that colour's job for that month, tagged
     ``taxi/landed_file=<path>``: the raw asset then copies that file instead of downloading.
     The cursor remembers ``path -> mtime:size`` of every file handled; the run key is the path
     and signature, so a file is never requested twice and never skipped. A file is taken once it
     has not changed for ``TAXI_LANDING_SETTLE_SECONDS`` (default 10), so a half-copied file is
-    not loaded; names starting with ``.`` or ending ``.part``/``.tmp`` are uploads in progress.
+    not loaded (a GCS object exists only once its upload is complete: no wait); names starting with ``.`` or ending ``.part``/``.tmp`` are uploads in progress.
     A name that does not match, or a month before 2019-01, is reported once in the sensor's log
     (a warning) and not run; a month that has not ended yet is reported and waits.
 
@@ -57,6 +58,7 @@ from dagster import (
 
 from taxi_platform.assets.raw import LANDED_FILE_TAG
 from taxi_platform.jobs import BACKFILL_TAG, COLOUR_TAG, TRIGGER_TAG, job_name
+from taxi_platform.landing import GCSLanding, LocalLanding, landing_area
 from taxi_platform.partitions import FIRST_MONTH, MONTH_KEY_FORMAT, parse_month
 from taxi_platform.resources.source import TaxiSourceResource
 from taxi_platform.schedules import automation_default_status, month_before, partition_exists
@@ -97,25 +99,24 @@ def _settle_seconds(env: Mapping[str, str]) -> float:
     return float(env.get("TAXI_LANDING_SETTLE_SECONDS") or 10)
 
 
-def evaluate_landing(context: SensorEvaluationContext, landing_dir: Path, now: float,
-                     settle_seconds: float) -> SensorResult | SkipReason:
+def evaluate_landing(context: SensorEvaluationContext, landing: Path | LocalLanding | GCSLanding,
+                     now: float, settle_seconds: float) -> SensorResult | SkipReason:
     """One tick of the landing sensor (see the module docstring)."""
+    area = LocalLanding(landing) if isinstance(landing, Path) else landing
     state = json.loads(context.cursor) if context.cursor else {}
     handled: dict[str, str] = state.get("files", {})  # requested or rejected: path -> signature
     noted: dict[str, str] = state.get("noted", {})  # reported but waiting: path -> signature
-    if not landing_dir.is_dir():
-        return SkipReason(f"the landing folder {landing_dir} does not exist (yet)")
+    if not area.exists():
+        return SkipReason(f"the landing area {area} does not exist (yet)")
     run_requests, present, settling = [], set(), []
-    for path in sorted(landing_dir.rglob("*")):
-        rel = path.relative_to(landing_dir).as_posix()
-        if not path.is_file() or _in_progress(rel):
+    for file in area.files():
+        rel, signature = file.rel, file.signature
+        if _in_progress(rel):
             continue
         present.add(rel)
-        stat = path.stat()
-        signature = f"{stat.st_mtime_ns}:{stat.st_size}"
         if handled.get(rel) == signature:
             continue
-        landed = parse_landed_name(path.name)
+        landed = parse_landed_name(file.name)
         if landed is None:
             context.log.warning(
                 f"landing: ignoring {rel}: the name does not match "
@@ -133,13 +134,13 @@ def evaluate_landing(context: SensorEvaluationContext, landing_dir: Path, now: f
                                  "partition does not exist yet; it will be loaded once it does")
                 noted[rel] = signature
             continue
-        if now - stat.st_mtime < settle_seconds:
+        if area.needs_settling and now - file.mtime < settle_seconds:
             settling.append(rel)  # still being written, perhaps: taken on a later tick
             continue
         job = job_name(landed.colour)
         run_requests.append(RunRequest(
             run_key=f"{rel}@{signature}", job_name=job, partition_key=landed.month,
-            tags={LANDED_FILE_TAG: str(path.absolute()), TRIGGER_TAG: "landing",
+            tags={LANDED_FILE_TAG: file.uri, TRIGGER_TAG: "landing",
                   COLOUR_TAG: landed.colour}))
         handled[rel] = signature
         noted.pop(rel, None)
@@ -149,7 +150,7 @@ def evaluate_landing(context: SensorEvaluationContext, landing_dir: Path, now: f
                          "noted": {k: v for k, v in noted.items() if k in present}}, sort_keys=True)
     if run_requests:
         return SensorResult(run_requests=run_requests, cursor=cursor)
-    reason = f"no new or changed file in {landing_dir}"
+    reason = f"no new or changed file in {area}"
     if settling:
         reason += f" ready yet ({len(settling)} settling: {', '.join(settling[:3])})"
     return SensorResult(skip_reason=reason, cursor=cursor)
@@ -166,8 +167,9 @@ def build_landing_sensor(jobs: dict):
                      "that file. Badly named files are reported in this sensor's log."),
     )
     def landing_sensor(context: SensorEvaluationContext):
-        return evaluate_landing(context, Settings.from_env().landing_dir, time.time(),
-                                _settle_seconds(os.environ))
+        settings = Settings.from_env()
+        return evaluate_landing(context, landing_area(settings.landing, settings.gcp_project_id),
+                                time.time(), _settle_seconds(os.environ))
 
     return landing_sensor
 

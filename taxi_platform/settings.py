@@ -12,7 +12,7 @@ Switch backends and locations with these variables, never with code edits:
 | TAXI_DUCKDB_PATH | <TAXI_DATA_DIR>/warehouse.duckdb | the DuckDB file |
 | TAXI_DUCKDB_MEMORY_LIMIT | 4GB | DuckDB's memory_limit |
 | TAXI_MAX_QUARANTINE_FRACTION | 0.01 | above this share of untypable rows a month fails instead of loading |
-| TAXI_LANDING_DIR | <TAXI_DATA_DIR>/landing | folder the landing sensor watches for `<colour>_tripdata_YYYY-MM.csv[.gz]` |
+| TAXI_LANDING_DIR | <TAXI_DATA_DIR>/landing | where the landing sensor watches for `<colour>_tripdata_YYYY-MM.csv[.gz]`: a folder, or a GCS prefix `gs://bucket/prefix/` |
 | TAXI_PG_DSN | (the PG* variables) | TAXI_WAREHOUSE=postgres: libpq URL or key=value DSN; unset, libpq reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE... (read when connecting, so it never shows in run config) |
 | GCP_PROJECT_ID | (from the credentials) | TAXI_LAKE=gcs / TAXI_WAREHOUSE=bigquery: the Google Cloud project (Kestra's key names) |
 | GCP_LOCATION | US | where the bucket and the dataset are created |
@@ -44,7 +44,7 @@ class Settings:
     duckdb_path: Path
     duckdb_memory_limit: str
     max_quarantine_fraction: float
-    landing_dir: Path
+    landing: str  # a folder, or gs://bucket/prefix/
     gcp_project_id: str = ""
     gcp_location: str = "US"
     gcp_bucket_name: str = ""
@@ -55,8 +55,13 @@ class Settings:
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"
 
+    @property
+    def landing_dir(self) -> Path | None:
+        """The landing folder; None when the landing area is a GCS prefix."""
+        return None if self.landing.startswith("gs://") else Path(self.landing)
+
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         data_dir = Path(env.get("TAXI_DATA_DIR") or "data").absolute()
         return cls(
@@ -68,10 +73,14 @@ class Settings:
             duckdb_path=Path(env.get("TAXI_DUCKDB_PATH") or data_dir / "warehouse.duckdb").absolute(),
             duckdb_memory_limit=env.get("TAXI_DUCKDB_MEMORY_LIMIT") or "4GB",
             max_quarantine_fraction=float(env.get("TAXI_MAX_QUARANTINE_FRACTION") or 0.01),
-            landing_dir=Path(env.get("TAXI_LANDING_DIR") or data_dir / "landing").absolute(),
+            landing=_landing_location(env.get("TAXI_LANDING_DIR") or str(data_dir / "landing")),
             gcp_project_id=env.get("GCP_PROJECT_ID") or "",
             gcp_location=env.get("GCP_LOCATION") or "US",
             gcp_bucket_name=env.get("GCP_BUCKET_NAME") or "",
             gcp_dataset=env.get("GCP_DATASET") or "taxi",
             bigquery_api_endpoint=env.get("TAXI_BIGQUERY_API_ENDPOINT") or "",
         )
+
+
+def _landing_location(value: str) -> str:
+    return value if value.startswith("gs://") else str(Path(value).absolute())

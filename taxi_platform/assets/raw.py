@@ -2,7 +2,6 @@
 
 
 import json
-from pathlib import Path
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
@@ -18,15 +17,16 @@ from taxi_platform.partitions import monthly_partitions
 from taxi_platform.resources.source import TaxiSourceResource
 from taxi_platform.schemas import SCHEMAS, TripSchema
 
-# Run tag set by the landing sensor: the run loads this local file instead of downloading.
+# Run tag set by the landing sensor: the run loads this file (a local path or a gs:// object)
+# instead of downloading.
 LANDED_FILE_TAG = "taxi/landed_file"
 
 
-def landed_file_for(tags, schema: TripSchema, month: str) -> Path | None:
+def landed_file_for(tags, schema: TripSchema, month: str) -> str | None:
     """The landed file a run was asked to load for ``month``, if its tags name one for it."""
     value = tags.get(LANDED_FILE_TAG)
-    if value and Path(value).name.startswith(f"{schema.colour}_tripdata_{month}.csv"):
-        return Path(value)
+    if value and value.rsplit("/", 1)[-1].startswith(f"{schema.colour}_tripdata_{month}.csv"):
+        return value
     return None
 
 

@@ -46,7 +46,8 @@ def resources_from_env(settings: Settings | None = None) -> dict:
     """The resources of the one Definitions, configured from the environment."""
     settings = settings or Settings.from_env()
     return {
-        "source": TaxiSourceResource(base_url=settings.source_url, download_dir=str(settings.raw_dir)),
+        "source": TaxiSourceResource(base_url=settings.source_url, download_dir=str(settings.raw_dir),
+                                     gcp_project_id=settings.gcp_project_id),
         "lake": build_lake(settings),
         "warehouse": build_warehouse(settings),
     }

@@ -21,8 +21,8 @@ from pydantic import Field
 
 from taxi_platform.errors import BadInputError, NotPublishedError
 from taxi_platform.files import CHUNK, atomic_path
+from taxi_platform.landing import GCS_SCHEME, fetch_landed, landed_exists
 from taxi_platform.settings import DEFAULT_SOURCE_URL
-
 
 
 class TransientSourceError(Exception):
@@ -46,6 +46,7 @@ class TaxiSourceResource(ConfigurableResource):
     max_attempts: int = Field(default=5, description="tries on connection errors and 5xx")
     backoff_seconds: float = Field(default=1.0, description="first retry delay; doubles, with jitter")
     timeout_seconds: float = Field(default=60.0, description="connect/read timeout per request")
+    gcp_project_id: str = Field(default="", description="GCP_PROJECT_ID, for files landed in GCS")
 
     def url_for(self, colour: str, filename: str) -> str:
         return f"{self.base_url.rstrip('/')}/{colour}/{filename}"
@@ -64,14 +65,16 @@ class TaxiSourceResource(ConfigurableResource):
         path = Path(urllib.parse.urlparse(url).path if scheme == "file" else url)
         return self._copy_local(path, url, target, filename, partition)
 
-    def copy_landed(self, path: Path, colour: str, filename: str, partition: str) -> DownloadedFile:
-        """Take a file dropped in the landing folder as the month's file (kept byte for byte,
-        gzipped or not: readers detect gzip by its magic bytes)."""
-        if not Path(path).is_file():
-            raise BadInputError(f"{filename} (partition {partition}): the landed file {path} is gone; "
-                                "drop it into the landing folder again", file=filename, partition=partition)
-        return self._copy_local(Path(path), Path(path).absolute().as_uri(), self.local_path(colour, filename),
-                                filename, partition)
+    def copy_landed(self, uri: str, colour: str, filename: str, partition: str) -> DownloadedFile:
+        """Take a file dropped in the landing area (a local path or a ``gs://`` object) as the
+        month's file, kept byte for byte, gzipped or not (readers detect gzip by its magic bytes)."""
+        if not landed_exists(uri, self.gcp_project_id):
+            raise BadInputError(f"{filename} (partition {partition}): the landed file {uri} is gone; "
+                                "drop it into the landing area again", file=filename, partition=partition)
+        target = self.local_path(colour, filename)
+        size, sha256 = fetch_landed(uri, target, self.gcp_project_id)
+        url = uri if uri.startswith(GCS_SCHEME) else Path(uri).absolute().as_uri()
+        return DownloadedFile(target, url, size, sha256, 1)
 
     def _copy_local(self, path: Path, url: str, target: Path, filename: str, partition: str):
         if not path.is_file():

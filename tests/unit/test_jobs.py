@@ -46,7 +46,7 @@ def test_a_run_is_a_backfill_run_when_dagster_tagged_it_with_its_backfill():
 
 def test_the_raw_asset_takes_a_landed_file_only_for_its_own_colour_and_month():
     tags = {"taxi/landed_file": "/landing/yellow_tripdata_2019-03.csv"}
-    assert landed_file_for(tags, YELLOW, "2019-03") == Path("/landing/yellow_tripdata_2019-03.csv")
+    assert landed_file_for(tags, YELLOW, "2019-03") == "/landing/yellow_tripdata_2019-03.csv"
     assert landed_file_for(tags, YELLOW, "2019-04") is None
     assert landed_file_for(tags, GREEN, "2019-03") is None
     assert landed_file_for({}, YELLOW, "2019-03") is None
