@@ -68,19 +68,19 @@ def _demo(args: argparse.Namespace) -> int:
 
     warehouse = build_warehouse(Settings.from_env())
     print("\nloaded (rows per file):")
-    print(f"  {'table':<26}{'file':<36}{'rows':>10}")
+    print(f"  {'table':<32}{'file':<36}{'rows':>10}")
     for layer in ("bronze", "silver"):
         for colour in COLOURS:
             table = f"{layer}.{colour}_tripdata"
             for filename, rows in warehouse.query(
                     f"SELECT filename, count(*) FROM {table} GROUP BY 1 ORDER BY 1"):
-                print(f"  {table:<26}{filename:<36}{rows:>10,}")
+                print(f"  {table:<32}{filename:<36}{rows:>10,}")
     mart = "marts.dm_monthly_zone_revenue"
     (mart_rows, months, trips), = warehouse.query(
         f"SELECT count(*), count(DISTINCT revenue_month), coalesce(sum(total_monthly_trips), 0) FROM {mart}")
     (fct_rows,), = warehouse.query("SELECT count(*) FROM gold.fct_trips")
-    print(f"\n  {'gold.fct_trips':<26}{'(all files)':<36}{fct_rows:>10,}")
-    print(f"  {mart:<26}{f'{months} pickup months, {trips:,} trips':<36}{mart_rows:>10,}")
+    print(f"\n  {'gold.fct_trips':<32}{'(all files)':<36}{fct_rows:>10,}")
+    print(f"  {mart:<32}{f'{months} pickup months, {trips:,} trips':<36}{mart_rows:>10,}")
     print("\nOpen the UI with `make dev`, then http://127.0.0.1:3000 (runs are in .dagster_home/).")
     return 0
 

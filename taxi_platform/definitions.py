@@ -3,7 +3,7 @@
 from dagster import Definitions
 
 from taxi_platform.assets import ingest_assets
-from taxi_platform.assets.dbt import dbt_asset_defs
+from taxi_platform.assets.dbt import dbt_asset_defs, dbt_automation_sensor
 from taxi_platform.checks import all_checks
 from taxi_platform.jobs import build_colour_jobs
 from taxi_platform.resources import resources_from_env
@@ -18,6 +18,6 @@ defs = Definitions(
     asset_checks=[*all_checks],
     jobs=list(colour_jobs.values()),
     schedules=build_schedules(colour_jobs),
-    sensors=build_sensors(colour_jobs),
+    sensors=[*build_sensors(colour_jobs), dbt_automation_sensor],
     resources=resources_from_env(),
 )

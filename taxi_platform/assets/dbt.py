@@ -31,7 +31,11 @@ from dagster import (
     AssetDep,
     AssetExecutionContext,
     AssetKey,
+    AssetSelection,
     AssetSpec,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
     BackfillPolicy,
     Failure,
     Output,
@@ -67,6 +71,26 @@ _LAYER_DESCRIPTIONS = {
     "gold": "the core layer: facts and dimensions",
     "marts": "a table for its consumers, recomputed over gold on every run",
 }
+
+
+SILVER = AssetSelection.key_prefixes("silver")
+
+# gold/fct_trips follows silver: a month whose silver file (either colour) was materialized is
+# rebuilt once nothing upstream is still running. It waits while the seeds, staging views or
+# dim_zones have never been built (materialize them once; `make demo` does).
+FOLLOWS_SILVER = (
+    AutomationCondition.any_deps_updated().allow(SILVER).since_last_handled()
+    & ~AutomationCondition.any_deps_missing().ignore(SILVER)
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("follows silver")
+
+# The marts follow gold: recomputed whole after any month of fct_trips changed.
+FOLLOWS_GOLD = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("follows gold")
 
 
 def _layer(dbt_resource_props: Mapping[str, Any]) -> str:
@@ -128,6 +152,15 @@ class TaxiDbtTranslator(DagsterDbtTranslator):
 
     def get_owners(self, dbt_resource_props: Mapping[str, Any]):
         return ["team:data-platform"]
+
+    def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> AutomationCondition | None:
+        if dbt_resource_props["resource_type"] != "model":
+            return None
+        if "partitioned" in dbt_resource_props.get("tags", []):
+            return FOLLOWS_SILVER
+        if _layer(dbt_resource_props) == "marts":
+            return FOLLOWS_GOLD
+        return None  # seeds, staging views, dimensions: built by hand or by `make demo`
 
 
 TRANSLATOR = TaxiDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
@@ -247,3 +280,16 @@ def dbt_mart_assets(context: AssetExecutionContext, warehouse: WarehouseResource
 
 
 dbt_asset_defs = [dbt_reference_assets, dbt_trip_assets, dbt_mart_assets]
+
+
+# Runs gold/fct_trips and the marts when their conditions above hold, so a month loaded by a
+# schedule, a sensor or a backfill reaches the marts without anyone asking. Running by default:
+# it only reacts to what was loaded and never downloads anything.
+dbt_automation_sensor = AutomationConditionSensorDefinition(
+    "dbt_automation_sensor",
+    target=AssetSelection.assets(dbt_trip_assets, dbt_mart_assets),
+    default_status=DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=30,
+    description=("Materializes gold/fct_trips for each month whose silver changed, then the marts "
+                 "(their automation conditions: 'follows silver', 'follows gold')."),
+)
