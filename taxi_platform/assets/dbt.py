@@ -36,6 +36,7 @@ from dagster import (
     AutomationCondition,
     AutomationConditionSensorDefinition,
     DefaultSensorStatus,
+    MetadataValue,
     BackfillPolicy,
     Failure,
     Output,
@@ -188,12 +189,48 @@ def _table_metadata(warehouse: WarehouseResource, node: Mapping[str, Any],
             for name, type_ in warehouse.describe(relation)]),
         "table": relation,
     }
+    if node["name"] == "dm_monthly_zone_revenue":
+        metadata.update(_mart_metadata(warehouse, relation))
     if filenames:
         placeholders = ", ".join("?" for _ in filenames)
         metadata["partition_row_count"] = warehouse.query(
             f"SELECT count(*) FROM {relation} WHERE filename IN ({placeholders})", filenames)[0][0]
         metadata["files"] = ", ".join(filenames)
     return metadata
+
+
+MART_CHART_MONTHS = 24  # the chart shows the latest months; the table holds them all
+
+
+def _bar(value: float, largest: float, width: int = 20) -> str:
+    """A text bar (Unicode blocks, eighths) that any Markdown renderer shows."""
+    if largest <= 0 or value <= 0:
+        return ""
+    eighths = max(1, round(width * 8 * value / largest))  # a sliver shows that there is some
+    return "█" * (eighths // 8) + ("", "▏", "▎", "▍", "▌", "▋", "▊", "▉")[eighths % 8]
+
+
+def mart_chart(rows: list[tuple]) -> str:
+    """Markdown: trips and revenue per pickup month and service type, as bars.
+    ``rows``: (revenue_month, service_type, trips, revenue), months ascending."""
+    if not rows:
+        return "_The mart is empty._"
+    rows = rows[-MART_CHART_MONTHS * 2:]
+    most_trips = max(r[2] or 0 for r in rows)
+    most_revenue = max(float(r[3] or 0) for r in rows)
+    lines = ["| month | service | trips | | revenue ($) | |", "|---|---|--:|:--|--:|:--|"]
+    for month, service, trips, revenue in rows:
+        revenue = float(revenue or 0)
+        lines.append(f"| {str(month)[:7]} | {service} | {trips:,} | `{_bar(trips, most_trips) or ' '}` "
+                     f"| {revenue:,.0f} | `{_bar(revenue, most_revenue) or ' '}` |")
+    return "\n".join(lines)
+
+
+def _mart_metadata(warehouse: WarehouseResource, relation: str) -> dict[str, Any]:
+    rows = warehouse.query(
+        f"SELECT revenue_month, service_type, sum(total_monthly_trips), sum(revenue_monthly_total_amount) "
+        f"FROM {relation} GROUP BY 1, 2 ORDER BY 1, 2")
+    return {"monthly_trips_and_revenue": MetadataValue.md(mart_chart([tuple(r) for r in rows]))}
 
 
 def _failure_description(invocation, what: str) -> str:

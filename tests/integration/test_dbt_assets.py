@@ -125,6 +125,10 @@ def test_two_months_loaded_out_of_order_give_the_mart_of_a_recomputation_over_si
     assert rows_of(JAN_YELLOW) == 10_000
     assert gold_trips() == silver_trips()
 
+    chart = instance.get_latest_materialization_event(MART).asset_materialization.metadata[
+        "monthly_trips_and_revenue"].value
+    assert "| 2019-01 | Yellow | 10,0" in chart and "| 2019-02 | Green | 300 |" in chart
+
     mart = comparable(warehouse().query(f"SELECT {MART_COLUMNS} FROM marts.dm_monthly_zone_revenue"))
     assert mart == comparable(warehouse().query(RECOMPUTED_MART))
     months = {row[1].strftime("%Y-%m") for row in mart}
