@@ -19,10 +19,17 @@ rows with the same id in one file collapse to a deterministic one (the smallest 
 text), not necessarily the first in file order (the set of ids is the same); quarantined rows
 carry no line number. No advisory locks exist: two writers of one month conflict and BigQuery
 aborts one transaction ("concurrent update"), which the steps' retry policy runs again.
+
+Emulator (``api_endpoint``, ``TAXI_BIGQUERY_API_ENDPOINT``; tested against bqemulator 1.4): the
+same SQL runs there, with two accommodations that change nothing on BigQuery: the two
+multi-statement scripts get their ``@parameters`` written in as literals when an endpoint is
+set (bqemulator binds no parameters inside scripts; ``_script``), and the silver script's temp
+tables carry a per-run tag (bqemulator keeps temp tables past the script; ``silver_script``).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import uuid
@@ -39,7 +46,8 @@ from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
 _BQ_TYPES = {INTEGER: "INT64", TIMESTAMP: "DATETIME", DOUBLE: "FLOAT64", TEXT: "STRING"}
 _REASON_TYPES = {INTEGER: "INTEGER", TIMESTAMP: "TIMESTAMP", DOUBLE: "DOUBLE", TEXT: "VARCHAR"}
 _KEY_AMOUNTS = ("fare_amount", "trip_distance")
-_LAYER_NAME = re.compile(r"\b(bronze|silver)\.(\w+)")
+_LAYERS = ("bronze", "silver", "staging", "seeds", "gold", "marts")  # dbt: macros/generate_schema_name.sql
+_LAYER_NAME = re.compile(rf"(?<![\w.`])({'|'.join(_LAYERS)})\.(\w+)")
 
 
 # -- SQL builders (BigQuery GoogleSQL; pure functions, tested without a server) ---------------
@@ -103,44 +111,86 @@ def typed_select_sql(schema: TripSchema, source: str) -> str:
             f"  FROM {source} WHERE filename = @filename)")
 
 
-def silver_script(schema: TripSchema, bronze: str, silver: str, quarantine: str) -> str:
+def silver_script(schema: TripSchema, bronze: str, silver: str, quarantine: str, tag: str = "") -> str:
     """One multi-statement transaction replacing the file's rows in silver and quarantine;
-    ends with a SELECT of (rows_in, bad, distinct, rows_out, outside)."""
+    ends with a SELECT of (rows_in, bad, distinct, rows_out, outside). ``tag`` ends the names
+    of the script's two temp tables: BigQuery scopes temp tables to the script, but an
+    emulator (bqemulator 1.4) keeps them for its lifetime in one namespace, so a re-run or a
+    concurrent script (another colour) would find them there; a fresh tag per run avoids it."""
     cols = ", ".join(schema.sql_names)
     raw = ", ".join(f"{c}__raw" for c in schema.sql_names)
     pickup = schema.pickup
+    typed, keyed = f"_typed{tag}", f"_keyed{tag}"
     return f"""
 BEGIN TRANSACTION;
-CREATE TEMP TABLE _typed AS {typed_select_sql(schema, bronze)};
-CREATE TEMP TABLE _keyed AS
-  SELECT {unique_row_id_sql(schema)} AS unique_row_id, {cols} FROM _typed WHERE reason IS NULL;
+CREATE TEMP TABLE {typed} AS {typed_select_sql(schema, bronze)};
+CREATE TEMP TABLE {keyed} AS
+  SELECT {unique_row_id_sql(schema)} AS unique_row_id, {cols} FROM {typed} WHERE reason IS NULL;
 DELETE FROM {quarantine} WHERE filename = @filename;
 INSERT INTO {quarantine} (filename, line_number, reason, {cols})
-  SELECT @filename, CAST(NULL AS INT64), reason, {raw} FROM _typed WHERE reason IS NOT NULL;
+  SELECT @filename, CAST(NULL AS INT64), reason, {raw} FROM {typed} WHERE reason IS NOT NULL;
 DELETE FROM {silver} WHERE filename = @filename;
 DELETE FROM {silver} WHERE filename > @filename
-  AND unique_row_id IN (SELECT unique_row_id FROM _keyed);
+  AND unique_row_id IN (SELECT unique_row_id FROM {keyed});
 INSERT INTO {silver} (unique_row_id, filename, {cols})
   SELECT unique_row_id, @filename, {cols} FROM (
     SELECT *, ROW_NUMBER() OVER (PARTITION BY unique_row_id ORDER BY TO_JSON_STRING(k)) AS n
-    FROM _keyed k
+    FROM {keyed} k
     WHERE unique_row_id NOT IN (SELECT unique_row_id FROM {silver} WHERE filename < @filename))
   WHERE n = 1;
 COMMIT TRANSACTION;
-SELECT (SELECT COUNT(*) FROM _typed) AS rows_in,
-       (SELECT COUNTIF(reason IS NOT NULL) FROM _typed) AS bad,
-       (SELECT COUNT(DISTINCT unique_row_id) FROM _keyed) AS distinct_ids,
+SELECT (SELECT COUNT(*) FROM {typed}) AS rows_in,
+       (SELECT COUNTIF(reason IS NOT NULL) FROM {typed}) AS bad,
+       (SELECT COUNT(DISTINCT unique_row_id) FROM {keyed}) AS distinct_ids,
        (SELECT COUNT(*) FROM {silver} WHERE filename = @filename) AS rows_out,
        (SELECT COUNTIF({pickup} < @month_start OR {pickup} >= @month_end) FROM {silver}
         WHERE filename = @filename) AS outside;
 """
 
 
-def qualify_layers(sql: str, bronze_dataset: str, silver_dataset: str) -> str:
+_QUOTED = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`[^`]*`)""")
+_NAMED_PARAM = re.compile(r"(?<!@)@(\w+)")  # not @@system_variables
+
+
+def sql_literal(value: Any) -> str:
+    """``value`` as a GoogleSQL literal (datetimes as DATETIME, as ``_params`` binds them)."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"CAST('{value!r}' AS FLOAT64)"
+    if isinstance(value, dt.datetime):
+        return f"DATETIME '{value.isoformat(sep=' ')}'"
+    if isinstance(value, dt.date):
+        return f"DATETIME '{value.isoformat()} 00:00:00'"
+    text = str(value)
+    for char, escaped in (("\\", "\\\\"), ("'", "\\'"), ("\n", "\\n"), ("\r", "\\r")):
+        text = text.replace(char, escaped)
+    return f"'{text}'"
+
+
+def inline_parameters(sql: str, params: dict[str, Any]) -> str:
+    """``sql`` with each ``@name`` (outside quoted strings) replaced by its value as a
+    literal. Only for an emulator that binds no parameters inside scripts (see
+    ``BigQueryWarehouseResource._script``); a name without a value is an error."""
+    def literal(match: re.Match) -> str:
+        if match[1] not in params:
+            raise KeyError(f"no value for query parameter @{match[1]}")
+        return sql_literal(params[match[1]])
+
+    parts = _QUOTED.split(sql)
+    return "".join(p if i % 2 else _NAMED_PARAM.sub(literal, p) for i, p in enumerate(parts))
+
+
+def qualify_layers(sql: str, bronze_dataset: str, silver_dataset: str, dataset: str = "") -> str:
     """``bronze.<t>``/``silver.<t>`` (as the assets and tools write them) as this
-    warehouse's datasets, outside quoted strings."""
-    names = {"bronze": bronze_dataset, "silver": silver_dataset}
-    parts = re.split(r"('(?:[^'\\]|\\.)*')", sql)
+    warehouse's datasets, outside quoted strings; with ``dataset`` (GCP_DATASET) also dbt's
+    layers ``staging``, ``seeds``, ``gold``, ``marts`` as ``<dataset>_<layer>``, where dbt
+    builds them on BigQuery."""
+    names = {"bronze": bronze_dataset, "silver": silver_dataset,
+             **{layer: f"{dataset}_{layer}" if dataset else layer for layer in _LAYERS[2:]}}
+    parts = _QUOTED.split(sql)
     return "".join(p if i % 2 else _LAYER_NAME.sub(lambda m: f"{names[m[1]]}.{m[2]}", p)
                    for i, p in enumerate(parts))
 
@@ -195,6 +245,11 @@ class BigQueryWarehouseResource(WarehouseResource):
                 made.append(name)
         return made
 
+    def set_up(self) -> list[str]:
+        made = self.ensure_datasets()
+        return [f"dataset {name} {'created in ' + self.location if name in made else 'exists'}"
+                for name in (self.bronze_dataset, self.silver_dataset)]
+
     def _ensure_tables(self, client, schema: TripSchema) -> None:
         text = ", ".join(f"{c} STRING" for c in schema.sql_names)
         typed = ", ".join(f"{c.sql_name} {_BQ_TYPES[c.type]}" for c in schema.columns)
@@ -227,16 +282,27 @@ class BigQueryWarehouseResource(WarehouseResource):
 
         client = client or self.client()
         config = bigquery.QueryJobConfig(query_parameters=self._params(params) if params else [])
-        return client.query(qualify_layers(sql, self.bronze_dataset, self.silver_dataset),
+        return client.query(qualify_layers(sql, self.bronze_dataset, self.silver_dataset, self.dataset),
                             job_config=config).result()
 
+    def _script(self, sql: str, params: dict[str, Any], client=None):
+        """Run a multi-statement script with named parameters (``@name``). BigQuery binds
+        query parameters in scripts; bqemulator (1.4) runs scripts without them ("Values
+        were not provided for the following parameters"), so with an emulator endpoint
+        (``api_endpoint``, the only case it is set) the same script is sent with the values
+        written in as literals. Single statements keep bound parameters everywhere."""
+        if self.api_endpoint:
+            return self._run(inline_parameters(sql, params), client=client)
+        return self._run(sql, params, client=client)
+
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
-        """Run SQL (``?`` positional parameters); ``bronze.``/``silver.`` name the layers."""
+        """Run SQL (``?`` positional parameters); ``bronze.``/``silver.`` name the layers (and
+        dbt's ``staging.``, ``seeds.``, ``gold.``, ``marts.``, as on the other backends)."""
         return [tuple(row.values()) for row in self._run(sql, params)]
 
     def describe(self, table: str) -> list[tuple[str, str]]:
         schema, _, name = table.rpartition(".")
-        dataset = {"bronze": self.bronze_dataset, "silver": self.silver_dataset}.get(schema, schema)
+        dataset = f"{self.dataset}_{schema}" if schema in _LAYERS else schema
         return [(f.name, f.field_type) for f in self.client().get_table(f"{dataset}.{name}").schema]
 
     def preview_markdown(self, table: str, filename: str, limit: int = 5) -> str:
@@ -297,7 +363,7 @@ class BigQueryWarehouseResource(WarehouseResource):
                     "(TAXI_MAX_QUARANTINE_FRACTION). Nothing was changed for this month.",
                     file=filename, partition=partition)
             cols = ", ".join(schema.sql_names)
-            self._run(f"""
+            self._script(f"""
                 BEGIN TRANSACTION;
                 DELETE FROM {table} WHERE filename = @filename;
                 INSERT INTO {table} ({cols}, filename) SELECT {cols}, @filename FROM `{staging}`;
@@ -336,8 +402,8 @@ class BigQueryWarehouseResource(WarehouseResource):
                 f"{filename} (partition {partition}): {bad_rows} of {total} rows cannot be typed, more "
                 f"than the {max_quarantine_fraction:.1%} allowed. {detail}. Nothing was changed.",
                 file=filename, partition=partition, column=by_column[0][0] if by_column else None)
-        result = self._run(silver_script(schema, bronze, silver, quarantine),
-                           {"filename": filename, "month_start": start, "month_end": end}, client=client)
+        result = self._script(silver_script(schema, bronze, silver, quarantine, f"_{uuid.uuid4().hex[:8]}"),
+                              {"filename": filename, "month_start": start, "month_end": end}, client=client)
         rows_in, bad, distinct, rows_out, outside = next(iter(result)).values()
         if bad:
             get_dagster_logger().warning(f"{filename}: {bad} rows quarantined in {quarantine}")

@@ -5,12 +5,16 @@ BigQuery's own cast rules are not exercised here.)"""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import duckdb
+import pytest
 import sqlglot
 
 from taxi_platform.resources import build_warehouse
 from taxi_platform.resources.bigquery_warehouse import (
     BigQueryWarehouseResource,
+    inline_parameters,
     qualify_layers,
     silver_script,
     typed_select_sql,
@@ -66,6 +70,32 @@ def test_layer_names_map_to_the_configured_datasets_outside_strings():
     assert qualify_layers(sql, "taxi_bronze", "taxi_silver") == (
         "SELECT count(*) FROM taxi_silver.yellow_tripdata WHERE filename = 'bronze.x' "
         "AND a IN (SELECT a FROM taxi_bronze.t)")
+
+
+def test_dbt_layer_names_map_to_the_datasets_dbt_builds_on_bigquery():
+    sql = ('SELECT count(*) FROM gold.fct_trips JOIN marts.m ON "gold.x" = x.gold.y '
+           "WHERE z IN (SELECT z FROM staging.s UNION ALL SELECT z FROM seeds.t)")
+    assert qualify_layers(sql, "zc_bronze", "zc_silver", "zc") == (
+        'SELECT count(*) FROM zc_gold.fct_trips JOIN zc_marts.m ON "gold.x" = x.gold.y '
+        "WHERE z IN (SELECT z FROM zc_staging.s UNION ALL SELECT z FROM zc_seeds.t)")
+    assert qualify_layers("SELECT 1 FROM gold.t", "b", "s") == "SELECT 1 FROM gold.t"  # no dataset: as written
+
+
+def test_script_parameters_are_inlined_as_literals_for_an_emulator_outside_strings():
+    sql = ("SELECT @filename, '@filename', \"@filename\", `p.d.@x`, @@row_count, @month_start, @n "
+           "FROM t WHERE filename = @filename")
+    out = inline_parameters(sql, {"filename": "it's\\a\nb", "month_start": dt.datetime(2019, 1, 1), "n": 3})
+    assert out == ("SELECT 'it\\'s\\\\a\\nb', '@filename', \"@filename\", `p.d.@x`, @@row_count, "
+                   "DATETIME '2019-01-01 00:00:00', 3 FROM t WHERE filename = 'it\\'s\\\\a\\nb'")
+    assert sqlglot.parse_one(out, read="bigquery").find(sqlglot.exp.Literal).this == "it's\\a\nb"
+    with pytest.raises(KeyError, match="@missing"):
+        inline_parameters("SELECT @missing", {})
+
+
+def test_the_silver_scripts_temp_tables_carry_the_runs_tag():
+    script = silver_script(YELLOW, "d_bronze.t", "d_silver.t", "d_silver.t_quarantine", "_1a2b")
+    assert "CREATE TEMP TABLE _typed_1a2b AS" in script and "CREATE TEMP TABLE _keyed_1a2b AS" in script
+    assert script.replace("_1a2b", "") == silver_script(YELLOW, "d_bronze.t", "d_silver.t", "d_silver.t_quarantine")
 
 
 def test_taxi_warehouse_bigquery_reads_kestras_settings_and_the_gcs_lake_bucket():
