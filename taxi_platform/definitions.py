@@ -5,7 +5,7 @@ from dagster import Definitions
 from taxi_platform.assets import ingest_assets
 from taxi_platform.assets.dbt import dbt_asset_defs, dbt_automation_sensor
 from taxi_platform.checks import all_checks
-from taxi_platform.jobs import build_colour_jobs
+from taxi_platform.jobs import build_colour_jobs, setup_job
 from taxi_platform.resources import resources_from_env
 from taxi_platform.schedules import build_schedules
 from taxi_platform.sensors import build_sensors
@@ -16,7 +16,7 @@ colour_jobs = build_colour_jobs(all_assets)  # one job per colour: its monthly a
 defs = Definitions(
     assets=all_assets,
     asset_checks=[*all_checks],
-    jobs=list(colour_jobs.values()),
+    jobs=[*colour_jobs.values(), setup_job],
     schedules=build_schedules(colour_jobs),
     sensors=[*build_sensors(colour_jobs), dbt_automation_sensor],
     resources=resources_from_env(),

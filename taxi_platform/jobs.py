@@ -19,10 +19,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from dagster import AssetKey, AssetsDefinition, AssetSelection, define_asset_job, in_process_executor
+from dagster import (
+    AssetKey,
+    AssetsDefinition,
+    AssetSelection,
+    MetadataValue,
+    Output,
+    define_asset_job,
+    in_process_executor,
+    job,
+    op,
+)
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from taxi_platform.partitions import monthly_partitions
+from taxi_platform.resources.lake import LakeResource
+from taxi_platform.resources.warehouse import WarehouseResource
 from taxi_platform.schemas import COLOURS
 
 COLOUR_TAG = "taxi"  # run tag with the colour, as the Kestra flows' `taxi` label
@@ -72,3 +84,20 @@ def build_colour_jobs(assets: Iterable[object]) -> dict[str, UnresolvedAssetJobD
 def is_backfill_run(tags: Mapping[str, str]) -> bool:
     """True for a run launched by a backfill (Dagster tags it ``dagster/backfill: <id>``)."""
     return BACKFILL_TAG in tags
+
+
+@op(description="Create the lake's bucket (or folder) and the warehouse's datasets if missing.")
+def set_up_lake_and_warehouse(context, lake: LakeResource,
+                              warehouse: WarehouseResource):
+    done = [*lake.set_up(), *warehouse.set_up()]
+    for line in done:
+        context.log.info(line)
+    yield Output(None, metadata={"done": MetadataValue.md("\n".join(f"- {line}" for line in done))})
+
+
+@job(description=("Create the lake's bucket and the warehouse's datasets when missing (the old "
+                  "07_gcp_setup flow), in GCP_LOCATION; safe to run again. Not needed for the "
+                  "embedded default. Run it once before the first load into GCS + BigQuery: "
+                  "UI → Jobs → setup_job, or `dagster job execute -m taxi_platform.definitions -j setup_job`."))
+def setup_job():
+    set_up_lake_and_warehouse()

@@ -71,6 +71,10 @@ class GCSLakeResource(LakeResource):
         except Conflict:  # created meanwhile by someone else
             return False
 
+    def set_up(self) -> list[str]:
+        created = self.ensure_bucket()
+        return [f"bucket gs://{self.bucket} {'created in ' + self.location if created else 'exists'}"]
+
     def stat(self, key: str) -> LakeObject | None:
         blob = self._blob(key)
         try:

@@ -45,6 +45,10 @@ class LakeResource(ConfigurableResource):
         """Context manager: a local path to the object's bytes while the block runs."""
         raise NotImplementedError
 
+    def set_up(self) -> list[str]:
+        """Create what the lake needs (folder, bucket) if missing; returns what was done."""
+        raise NotImplementedError
+
 
 class LocalLakeResource(LakeResource):
     """A folder standing in for a bucket: ``<root>/<colour>/<colour>_tripdata_YYYY-MM.csv.gz``.
@@ -57,6 +61,12 @@ class LocalLakeResource(LakeResource):
 
     def uri(self, key: str) -> str:
         return self._path(key).resolve().as_uri()
+
+    def set_up(self) -> list[str]:
+        root = Path(self.root).absolute()
+        existed = root.is_dir()
+        root.mkdir(parents=True, exist_ok=True)
+        return [f"lake folder {root} {'exists' if existed else 'created'}"]
 
     def stat(self, key: str) -> LakeObject | None:
         path, meta = self._path(key), self._path(key + ".json")

@@ -77,3 +77,8 @@ class WarehouseResource(ConfigurableResource):
 
     def preview_markdown(self, table: str, filename: str, limit: int = 5) -> str:
         raise NotImplementedError
+
+    def set_up(self) -> list[str]:
+        """Create what the warehouse needs before a first load, if missing; returns what was
+        done. Embedded and self-hosted warehouses create their schemas on the first load."""
+        return [f"{self.name}: nothing to create ahead (schemas and tables come with the first load)"]
