@@ -7,10 +7,12 @@ sets those three from the warehouse resource and the settings, so nothing in ``g
 between machines or backends.
 
 **The backend choice lives in one place**: :func:`warehouse_url` (a warehouse resource ->
-the SQLAlchemy URL GX connects with). A new backend adds one branch there; the suites, the
-checkpoints and the asset checks stay as they are, because validations are plain SQL that GX
-generates for the dialect (pushed down: the batch is ``WHERE filename = '<the month's file>'``
-on the table, nothing is pulled into pandas).
+the SQLAlchemy URL GX connects with): DuckDB (read-only, through the dialect below) and
+PostgreSQL (psycopg2 with the warehouse resource's DSN, or libpq's PG* variables). A new backend
+adds one branch there; the suites, the checkpoints and the asset checks stay as they are,
+because validations are plain SQL that GX generates for the dialect (pushed down: the batch is
+``WHERE filename = '<the month's file>'`` on the table, nothing is pulled into pandas; the mart
+reconciliation is one SQL query written in the SQL both warehouses speak).
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from duckdb_engine import Dialect as _DuckDBEngineDialect
 from sqlalchemy.dialects import registry
 
 from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
+from taxi_platform.resources.postgres_warehouse import PostgresWarehouseResource
 from taxi_platform.resources.warehouse import WarehouseResource
 from taxi_platform.settings import Settings
 
@@ -80,10 +83,16 @@ def warehouse_url(warehouse: WarehouseResource) -> str:
         path = Path(warehouse.path).absolute()
         return (f"duckdb+taxi_gx:///{quote(str(path))}?access_mode=read_only"
                 f"&memory_limit={quote(warehouse.memory_limit)}")
+    if isinstance(warehouse, PostgresWarehouseResource):
+        # psycopg2 gets the resource's DSN (a libpq URL or key=value string) as it is; with none,
+        # libpq reads the PG* variables when connecting, as the warehouse resource does.
+        dsn = warehouse.resolved_dsn()
+        query = urlencode({**({"dsn": dsn} if dsn else {}), "application_name": f"{warehouse.application_name}_gx"},
+                          quote_via=quote)
+        return f"postgresql+psycopg2:///?{query}"
     raise NotImplementedError(
         f"the GX checks do not know the {warehouse.name!r} warehouse yet: add its SQLAlchemy URL "
-        "to taxi_platform/checks/gx_context.py:warehouse_url (e.g. postgresql+psycopg2://… or "
-        "bigquery://project/dataset)")
+        "to taxi_platform/checks/gx_context.py:warehouse_url (e.g. bigquery://project/dataset)")
 
 
 def data_docs_dir(settings: Settings | None = None) -> Path:

@@ -1,9 +1,11 @@
 """Run a suite's checkpoint on one month's batch and turn the GX result into an asset check result.
 
 The batch is the rows of the month's file (``WHERE filename = '<colour>_tripdata_YYYY-MM.csv.gz'``
-on the table, in the warehouse); GX computes every metric in SQL, so nothing is pulled into
-pandas and a 7-million-row month validates in seconds. Only the handful of unexpected values
-shown in the metadata leave the warehouse.
+on the table, in the warehouse: :func:`validate_month`), the rows of a partition's two files
+(gold: :func:`validate_partition`) or a whole unpartitioned table (the mart: :func:`validate_table`).
+GX computes every metric in SQL, so nothing is pulled into pandas and a 7-million-row month
+validates in seconds. Only the handful of unexpected values shown in the metadata leave the
+warehouse (for a SQL rule, the rows its query returned).
 """
 
 from __future__ import annotations
@@ -11,14 +13,15 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from taxi_platform.checks.gx_context import DATA_DOCS_SITE
-from taxi_platform.checks.gx_suites import Suite
+from taxi_platform.checks.gx_suites import BY_FILE, WHOLE_TABLE, Suite
 from taxi_platform.partitions import month_bounds
-from taxi_platform.schemas import TripSchema
+from taxi_platform.schemas import SCHEMAS, TripSchema
 
 EXAMPLES = 5  # unexpected values shown per failed expectation
 
@@ -84,6 +87,8 @@ class SuiteOutcome:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):  # PostgreSQL's NUMERIC, e.g. sum() of integers
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, (dt.datetime, dt.date)):
         return value.isoformat(sep=" ") if isinstance(value, dt.datetime) else value.isoformat()
     if isinstance(value, (list, tuple)):
@@ -104,7 +109,8 @@ def _failure(result) -> FailedExpectation:
     config = result.expectation_config
     kwargs = config.kwargs
     column = kwargs.get("column") or (
-        f"{kwargs['column_A']} vs {kwargs['column_B']}" if "column_A" in kwargs else None)
+        f"{kwargs['column_A']} vs {kwargs['column_B']}" if "column_A" in kwargs else None) or (
+        ", ".join(kwargs["column_list"]) if kwargs.get("column_list") and "compound" in config.type else None)
     severity = getattr(config, "severity", None)
     severity = getattr(severity, "value", severity) or "critical"
     info = result.exception_info or {}
@@ -122,37 +128,64 @@ def _failure(result) -> FailedExpectation:
     if config.type == "expect_table_columns_to_match_ordered_list" and details.get("mismatched"):
         observed = {"columns": observed, "mismatched": details["mismatched"]}
     percent = r.get("unexpected_percent")
+    unexpected_count, examples = r.get("unexpected_count"), r.get("partial_unexpected_list")
+    if config.type == "unexpected_rows_expectation":  # a SQL rule: the rows its query returned
+        unexpected_count = observed if isinstance(observed, int) else None
+        examples = details.get("unexpected_rows")
     return FailedExpectation(
         expectation=config.type, column=column,
         severity="critical" if error else severity,
         description=getattr(config, "description", None) or config.meta.get("description", "") or "",
         observed_value=_jsonable(observed),
-        unexpected_count=r.get("unexpected_count"),
+        unexpected_count=unexpected_count,
         unexpected_percent=round(float(percent), 4) if percent is not None else None,
-        unexpected_values=_jsonable(list(r.get("partial_unexpected_list") or [])[:EXAMPLES]),
+        unexpected_values=_jsonable(list(examples or [])[:EXAMPLES]),
         mostly=kwargs.get("mostly"), error=error)
 
 
 def validate_month(context, suite: Suite, schema: TripSchema, month: str,
                    run_name: str | None = None) -> SuiteOutcome:
     """Run ``suite``'s checkpoint on the rows of ``month``'s file (in the warehouse)."""
+    filename = schema.filename(month)
+    return _run_checkpoint(context, suite, month, filename, {"filename": filename}, run_name,
+                           missing=f"{suite.asset_name} has no rows of {filename}")
+
+
+def validate_partition(context, suite: Suite, month: str, run_name: str | None = None) -> SuiteOutcome:
+    """Run ``suite``'s checkpoint on the rows of ``month``'s files, every colour's (a partition of
+    gold/fct_trips: ``partition_month = 'YYYY-MM'`` on the query asset, in the warehouse)."""
+    files = [schema.filename(month) for schema in SCHEMAS.values()]
+    return _run_checkpoint(context, suite, month, ", ".join(files), {"partition_month": month}, run_name,
+                           missing=f"{suite.asset_name} has no rows of {' or '.join(files)}")
+
+
+def validate_table(context, suite: Suite, run_name: str | None = None) -> SuiteOutcome:
+    """Run ``suite``'s checkpoint on its whole table (an unpartitioned asset, e.g. a mart)."""
+    return _run_checkpoint(context, suite, None, suite.asset_name, None, run_name,
+                           missing=f"{suite.asset_name} cannot be read")
+
+
+def _run_checkpoint(context, suite: Suite, month: str | None, batch_label: str,
+                    batch_parameters: dict | None, run_name: str | None, missing: str) -> SuiteOutcome:
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.exceptions.exceptions import NoAvailableBatchesError
 
-    filename = schema.filename(month)
-    start, end = month_bounds(month)
+    parameters = {}
+    if month is not None:
+        start, end = month_bounds(month)
+        parameters = {"month_start": start.strftime("%Y-%m-%d %H:%M:%S"),
+                      "month_end": end.strftime("%Y-%m-%d %H:%M:%S")}
     checkpoint = context.checkpoints.get(suite.name)
     began = time.monotonic()
     try:
         result = checkpoint.run(
-            batch_parameters={"filename": filename},
-            expectation_parameters={"month_start": start.strftime("%Y-%m-%d %H:%M:%S"),
-                                    "month_end": end.strftime("%Y-%m-%d %H:%M:%S")},
-            run_id=RunIdentifier(run_name=f"{run_name or 'manual'}-{month}"))
+            batch_parameters=batch_parameters, expectation_parameters=parameters or None,
+            run_id=RunIdentifier(run_name=f"{run_name or 'manual'}-{month or 'all'}"))
     except NoAvailableBatchesError:
-        return SuiteOutcome(suite.name, month, filename, 1, 0, [FailedExpectation(
-            "batch", None, "critical", "", error=f"{suite.asset_name} has no rows of {filename}: "
-            f"materialize {suite.schema_name}/{suite.table_name} for {month} first")],
+        what = f" for {month}" if month else ""
+        return SuiteOutcome(suite.name, month or "", batch_label, 1, 0, [FailedExpectation(
+            "batch", None, "critical", "", error=f"{missing}: "
+            f"materialize {suite.schema_name}/{suite.table_name}{what} first")],
             time.monotonic() - began)
     seconds = time.monotonic() - began
     (identifier, validation), = result.run_results.items()
@@ -162,7 +195,7 @@ def validate_month(context, suite: Suite, schema: TripSchema, month: str,
     urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DATA_DOCS_SITE])
     stats = validation.statistics
     return SuiteOutcome(
-        suite=suite.name, month=month, filename=filename,
+        suite=suite.name, month=month or "", filename=batch_label,
         evaluated=int(stats.get("evaluated_expectations", len(validation.results))),
         successful=int(stats.get("successful_expectations", 0)),
         failures=failures, seconds=round(seconds, 3),
@@ -203,7 +236,8 @@ def check_result(suite: Suite, outcomes: list[SuiteOutcome], docs_index: str | N
         metadata["failures"] = MetadataValue.md(_failures_markdown(failed))
     if len(outcomes) == 1:
         (o,) = outcomes
-        metadata["file"] = o.filename
+        if suite.batch != WHOLE_TABLE:
+            metadata["file" if suite.batch == BY_FILE else "files"] = o.filename
         if o.row_count is not None:
             metadata["rows_validated"] = o.row_count
         if o.data_docs_url:

@@ -12,6 +12,13 @@ and fails it at ERROR (the bronze gate blocks silver only on those).
 
 Suite parameters, filled per partition by the asset check: ``month_start`` and ``month_end``
 (the half-open month of the partition, ``YYYY-MM-DD HH:MM:SS``).
+
+Batches: bronze and silver validate one file (``WHERE filename = '<colour>_tripdata_YYYY-MM.csv.gz'``);
+gold validates one partition, the rows of the month's two files (a query asset adds the month
+of each row's file as ``partition_month``, and the batch is ``WHERE partition_month = 'YYYY-MM'``);
+the mart, rebuilt whole on every run, is validated whole and reconciled with silver by an
+``UnexpectedRowsExpectation`` whose SQL returns the mismatching (month, service type) rows.
+Every metric is computed in the warehouse.
 """
 
 from __future__ import annotations
@@ -41,6 +48,16 @@ MOSTLY_SANE_DISTANCE = 0.999
 PAYMENT_TYPES = [0, 1, 2, 3, 4, 5, 6]
 LOCATION_IDS = (1, 265)
 MONTH_START, MONTH_END = {"$PARAMETER": "month_start"}, {"$PARAMETER": "month_end"}
+SERVICE_TYPES = ["Yellow", "Green"]
+# The month of a row's silver file (yellow_tripdata_2019-01.csv.gz -> 2019-01), in SQL every
+# warehouse speaks: a partition of gold/fct_trips is exactly the rows of its month's two files.
+PARTITION_MONTH_SQL = "substr(filename, strpos(filename, '_tripdata_') + 10, 7)"
+# Mart and silver totals are sums of 8-byte floats added in different orders: equal means
+# within half a cent plus one part in 10^9 (0.15 USD on a 150-million-dollar month).
+AMOUNT_TOLERANCE_SQL = "0.005 + 1e-9 * abs({silver})"
+
+# Batch definitions (see gx_context): one file, one partition (both colours' files), the table.
+BY_FILE, BY_MONTH, WHOLE_TABLE = "by_file", "by_month", "whole_table"
 
 
 @dataclass(frozen=True)
@@ -72,7 +89,9 @@ class Suite:
     schema_name: str  # warehouse schema (bronze, silver, gold, marts)
     table_name: str
     rules: list[Rule] = field(default_factory=list)
-    batch_by_file: bool = True  # one batch per `filename` (the partition's month)
+    batch: str = BY_FILE  # BY_FILE (one `filename`), BY_MONTH (a partition's files) or WHOLE_TABLE
+    query: str | None = None  # a GX query asset instead of the table (BY_MONTH: adds partition_month)
+    result_format: str = "SUMMARY"  # COMPLETE: the checkpoint returns the rows a SQL rule found
 
     @property
     def asset_name(self) -> str:
@@ -134,9 +153,74 @@ def silver_suite(schema: TripSchema) -> Suite:
     return Suite(f"silver_{schema.table}", "silver", schema.table, rules)
 
 
+def gold_suite() -> Suite:
+    """gold/fct_trips, one partition at a time: the rows of the month's yellow and green files."""
+    rules = [
+        Rule("ExpectTableRowCountToBeBetween", {"min_value": 1},
+             "The month's files have trips in fct_trips."),
+        Rule("ExpectColumnValuesToNotBeNull", {"column": "trip_id"},
+             "Every trip has its trip_id."),
+        Rule("ExpectColumnValuesToBeInSet", {"column": "service_type", "value_set": SERVICE_TYPES},
+             "service_type is Yellow or Green."),
+        Rule("ExpectCompoundColumnsToBeUnique", {"column_list": ["service_type", "trip_id"]},
+             "No (service_type, trip_id) appears twice in the month, the grain of fct_trips "
+             "(unique_row_id is unique within one colour's silver table)."),
+    ]
+    query = f"SELECT *, {PARTITION_MONTH_SQL} AS partition_month FROM gold.fct_trips"
+    return Suite("gold_fct_trips", "gold", "fct_trips", rules, batch=BY_MONTH, query=query)
+
+
+def _silver_month_totals(schema: TripSchema) -> str:
+    return (f"SELECT CAST(date_trunc('month', {schema.pickup}) AS DATE) AS revenue_month, "
+            f"'{schema.colour.capitalize()}' AS service_type, count(*) AS trips, "
+            f"sum(total_amount) AS total_amount FROM silver.{schema.table} "
+            f"GROUP BY CAST(date_trunc('month', {schema.pickup}) AS DATE)")
+
+
+def mart_reconciliation_sql() -> str:
+    """The (revenue_month, service_type) rows where the mart's trips or total_amount differ from
+    the same sums over silver (a pickup counts in its month), or that only one side has."""
+    silver = "\n    UNION ALL\n    ".join(_silver_month_totals(s) for s in SCHEMAS.values())
+    tolerance = AMOUNT_TOLERANCE_SQL.format(silver="coalesce(s.total_amount, 0)")
+    return f"""WITH mart AS (
+    SELECT revenue_month, service_type, sum(total_monthly_trips) AS trips,
+           sum(revenue_monthly_total_amount) AS total_amount
+    FROM {{batch}}
+    GROUP BY revenue_month, service_type
+), silver AS (
+    {silver}
+)
+SELECT coalesce(m.revenue_month, s.revenue_month) AS revenue_month,
+       coalesce(m.service_type, s.service_type) AS service_type,
+       m.trips AS mart_trips, s.trips AS silver_trips,
+       m.total_amount AS mart_total_amount, s.total_amount AS silver_total_amount
+FROM mart AS m
+FULL OUTER JOIN silver AS s
+    ON m.revenue_month IS NOT DISTINCT FROM s.revenue_month AND m.service_type = s.service_type
+WHERE m.trips IS NULL OR s.trips IS NULL OR m.trips <> s.trips
+   OR abs(coalesce(m.total_amount, 0) - coalesce(s.total_amount, 0)) > {tolerance}
+ORDER BY 1, 2"""
+
+
+def mart_suite() -> Suite:
+    """marts/dm_monthly_zone_revenue, whole (it is rebuilt whole on every run), against silver."""
+    rules = [
+        Rule("ExpectTableRowCountToBeBetween", {"min_value": 1},
+             "The mart has rows."),
+        Rule("UnexpectedRowsExpectation", {"unexpected_rows_query": mart_reconciliation_sql()},
+             "Per revenue_month and service_type, the mart's total_monthly_trips and "
+             "revenue_monthly_total_amount sum to the trips and total_amount of silver's yellow "
+             "and green trips picked up in that month (amounts to the cent); the rows found are "
+             "the months that differ."),
+    ]
+    return Suite("marts_dm_monthly_zone_revenue", "marts", "dm_monthly_zone_revenue", rules,
+                 batch=WHOLE_TABLE, result_format="COMPLETE")
+
+
 def all_suites() -> list[Suite]:
     return ([bronze_suite(s) for s in SCHEMAS.values()]
-            + [silver_suite(s) for s in SCHEMAS.values()])
+            + [silver_suite(s) for s in SCHEMAS.values()]
+            + [gold_suite(), mart_suite()])
 
 
 def suite_by_name(name: str) -> Suite:
@@ -149,7 +233,7 @@ _PROJECT_CONFIG = """\
 # The Great Expectations 1.x file context of taxi_platform. Written by
 # `make gx-suites` (taxi_platform/checks/gx_suites.py): edit the suites there, not here.
 # Environment-free: the asset checks set the three variables below (taxi_platform/checks/gx_context.py).
-#   TAXI_GX_WAREHOUSE_URL   SQLAlchemy URL of the warehouse (DuckDB now; PostgreSQL/BigQuery later)
+#   TAXI_GX_WAREHOUSE_URL   SQLAlchemy URL of the warehouse (DuckDB or PostgreSQL; BigQuery later)
 #   TAXI_GX_RESULTS_DIR     validation results (<TAXI_DATA_DIR>/gx_validations)
 #   TAXI_GX_DATA_DOCS_DIR   the Data Docs site (<TAXI_DATA_DIR>/gx_data_docs)
 config_version: 4.0
@@ -203,6 +287,13 @@ def _config_of(expectation) -> dict:
     return json.loads(json.dumps(config, sort_keys=True, default=str))
 
 
+def _result_format_of(checkpoint) -> str:
+    result_format = checkpoint.result_format
+    if isinstance(result_format, dict):
+        result_format = result_format.get("result_format")
+    return str(getattr(result_format, "value", result_format))
+
+
 def write_context(project_root: Path, scratch_dir: Path | None = None, log=print) -> list[str]:
     """Create or update ``<project_root>/gx``; return what changed (empty when nothing did)."""
     import great_expectations as gx
@@ -211,7 +302,6 @@ def write_context(project_root: Path, scratch_dir: Path | None = None, log=print
     from great_expectations.exceptions import DataContextError
 
     from taxi_platform.checks.gx_context import (
-        BATCH_BY_FILE,
         DATA_DOCS_SITE,
         DATASOURCE,
         close_context,
@@ -256,20 +346,32 @@ def write_context(project_root: Path, scratch_dir: Path | None = None, log=print
     except (KeyError, ValueError):
         datasource = context.data_sources.add_sql(DATASOURCE, connection_string="${TAXI_GX_WAREHOUSE_URL}")
         changed.append(f"data source {DATASOURCE}")
-    existing_assets = {a.name for a in datasource.assets}
+    existing_assets = {a.name: a for a in datasource.assets}
     for suite in wanted:
-        if suite.asset_name not in existing_assets:
-            datasource.add_table_asset(suite.asset_name, table_name=suite.table_name,
-                                       schema_name=suite.schema_name)
-            existing_assets.add(suite.asset_name)
-            changed.append(f"table asset {suite.asset_name}")
+        current_asset = existing_assets.get(suite.asset_name)
+        if current_asset is not None and getattr(current_asset, "query", None) != suite.query:
+            datasource.delete_asset(suite.asset_name)  # its query changed (or table <-> query)
+            current_asset = None
+        if current_asset is None:
+            if suite.query:
+                asset = datasource.add_query_asset(suite.asset_name, query=suite.query)
+                changed.append(f"query asset {suite.asset_name}")
+            else:
+                asset = datasource.add_table_asset(suite.asset_name, table_name=suite.table_name,
+                                                   schema_name=suite.schema_name)
+                changed.append(f"table asset {suite.asset_name}")
+            existing_assets[suite.asset_name] = asset
         asset = datasource.get_asset(suite.asset_name)
-        if suite.batch_by_file and BATCH_BY_FILE not in {b.name for b in asset.batch_definitions}:
-            # validate_partitioner=False: GX validates datetime partitioners only; this one is
-            # a plain column value, and the table may not exist yet.
-            asset.add_batch_definition(BATCH_BY_FILE, partitioner=PartitionerColumnValue(column_name="filename"),
-                                       validate_partitioner=False)
-            changed.append(f"batch definition {suite.asset_name}/{BATCH_BY_FILE}")
+        if suite.batch not in {b.name for b in asset.batch_definitions}:
+            if suite.batch == WHOLE_TABLE:
+                asset.add_batch_definition_whole_table(WHOLE_TABLE)
+            else:
+                # validate_partitioner=False: GX validates datetime partitioners only; this one is
+                # a plain column value, and the table may not exist yet.
+                column = "filename" if suite.batch == BY_FILE else "partition_month"
+                asset.add_batch_definition(suite.batch, partitioner=PartitionerColumnValue(column_name=column),
+                                           validate_partitioner=False)
+            changed.append(f"batch definition {suite.asset_name}/{suite.batch}")
 
     for suite in wanted:
         desired = [rule.build() for rule in suite.rules]
@@ -287,7 +389,7 @@ def write_context(project_root: Path, scratch_dir: Path | None = None, log=print
             changed.append(f"suite {suite.name}")
 
         asset = datasource.get_asset(suite.asset_name)
-        batch = asset.get_batch_definition(BATCH_BY_FILE) if suite.batch_by_file else None
+        batch = asset.get_batch_definition(suite.batch)
         try:
             vd = context.validation_definitions.get(suite.name)
             stale = rebuild or vd.suite.id != current.id or vd.data.id != batch.id
@@ -301,7 +403,8 @@ def write_context(project_root: Path, scratch_dir: Path | None = None, log=print
             changed.append(f"validation definition {suite.name}")
         try:
             checkpoint = context.checkpoints.get(suite.name)
-            stale = stale or [v.id for v in checkpoint.validation_definitions] != [vd.id]
+            stale = (stale or [v.id for v in checkpoint.validation_definitions] != [vd.id]
+                     or _result_format_of(checkpoint) != suite.result_format)
         except DataContextError:
             checkpoint, stale = None, True
         if stale:
@@ -310,7 +413,7 @@ def write_context(project_root: Path, scratch_dir: Path | None = None, log=print
             context.checkpoints.add(gx.Checkpoint(
                 name=suite.name, validation_definitions=[vd],
                 actions=[UpdateDataDocsAction(name="update_data_docs", site_names=[DATA_DOCS_SITE])],
-                result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5}))
+                result_format={"result_format": suite.result_format, "partial_unexpected_count": 5}))
             changed.append(f"checkpoint {suite.name}")
 
     # Whatever gx/ holds that no suite asks for any more goes.

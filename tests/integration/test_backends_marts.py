@@ -34,11 +34,13 @@ def comparable(rows) -> list[tuple]:
     return sorted((tuple(value(v) for v in row) for row in rows), key=repr)
 
 
-def raw_to_marts(monkeypatch, env: dict[str, str]):
+def raw_to_marts(monkeypatch, env: dict[str, str], checks=tuple(all_checks)):
+    """Every asset (and ``checks``) for 2019-01 on the warehouse ``env`` chooses; returns the
+    warehouse, fct_trips and the mart as comparable rows."""
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     with DagsterInstance.get() as instance:
-        result = materialize([*ingest_assets, *dbt_asset_defs], partition_key="2019-01",
+        result = materialize([*ingest_assets, *dbt_asset_defs, *checks], partition_key="2019-01",
                              instance=instance, resources=resources_from_env(), raise_on_error=False)
     assert result.success, failure_messages(result)
     failed = [(e.asset_key.to_user_string(), e.check_name) for e in result.get_asset_check_evaluations()

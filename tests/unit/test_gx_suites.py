@@ -6,15 +6,26 @@ from __future__ import annotations
 import json
 import shutil
 
+import duckdb
 import pytest
 from dagster import AssetKey
 
 from taxi_platform.checks import all_checks
 from taxi_platform.checks.gx_context import GX_DIR, PROJECT_ROOT, warehouse_url
 from taxi_platform.checks.gx_runner import FailedExpectation
-from taxi_platform.checks.gx_suites import all_suites, bronze_suite, silver_suite, write_context
+from taxi_platform.checks.gx_suites import (
+    BY_MONTH,
+    WHOLE_TABLE,
+    all_suites,
+    bronze_suite,
+    gold_suite,
+    mart_suite,
+    silver_suite,
+    write_context,
+)
 from taxi_platform.partitions import monthly_partitions
 from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
+from taxi_platform.resources.postgres_warehouse import PostgresWarehouseResource
 from taxi_platform.resources.warehouse import WarehouseResource
 from taxi_platform.schemas import GREEN, SCHEMAS, YELLOW
 
@@ -63,20 +74,94 @@ def test_make_gx_suites_on_the_committed_context_changes_nothing(tmp_path):
     assert after == before
 
 
-def test_the_gx_checks_are_one_per_suite_per_asset_partitioned_and_only_bronze_blocks():
+def test_the_gx_checks_are_one_per_suite_per_asset_partitioned_like_their_asset_and_only_bronze_blocks():
     specs = {(spec.asset_key, spec.name): spec for check in all_checks for spec in check.check_specs}
     for colour in SCHEMAS:
         bronze = specs[(AssetKey(["bronze", f"{colour}_tripdata"]), "gx_bronze_suite")]
         silver = specs[(AssetKey(["silver", f"{colour}_tripdata"]), "gx_silver_suite")]
         assert bronze.blocking and not silver.blocking
         assert bronze.partitions_def == silver.partitions_def == monthly_partitions
+    gold = specs[(AssetKey(["gold", "fct_trips"]), "gx_gold_suite")]
+    mart = specs[(AssetKey(["marts", "dm_monthly_zone_revenue"]), "gx_marts_suite")]
+    assert gold.partitions_def == monthly_partitions and mart.partitions_def is None
+    assert not gold.blocking and not mart.blocking
     assert len([name for _, name in specs if name.startswith("gx_")]) == len(all_suites())
+
+
+def test_the_gold_suite_checks_the_grain_of_fct_trips_on_the_partitions_rows():
+    suite = gold_suite()
+    rules = {r.type: r for r in suite.rules}
+    assert rules["ExpectCompoundColumnsToBeUnique"].kwargs == {"column_list": ["service_type", "trip_id"]}
+    assert rules["ExpectColumnValuesToNotBeNull"].kwargs == {"column": "trip_id"}
+    assert all(r.severity == "critical" for r in suite.rules)
+    assert (suite.batch, suite.asset_name) == (BY_MONTH, "gold.fct_trips")
+    assert "FROM gold.fct_trips" in suite.query and "AS partition_month" in suite.query
+
+
+def test_a_rows_partition_month_is_the_month_of_its_file_so_a_batch_is_exactly_the_months_two_files():
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA gold")
+        conn.execute("CREATE TABLE gold.fct_trips AS SELECT * FROM (VALUES "
+                     "('yellow_tripdata_2019-01.csv.gz'), ('green_tripdata_2019-01.csv.gz'), "
+                     "('yellow_tripdata_2019-02.csv.gz'), ('green_tripdata_2020-01.csv.gz')) AS t(filename)")
+        rows = conn.execute(f"SELECT filename FROM ({gold_suite().query}) AS b "
+                            "WHERE partition_month = '2019-01' ORDER BY filename").fetchall()
+    assert rows == [("green_tripdata_2019-01.csv.gz",), ("yellow_tripdata_2019-01.csv.gz",)]
+
+
+def _reconcile(mart_rows, yellow_rows, green_rows) -> list[tuple]:
+    """The mart suite's SQL rule, run in DuckDB on tiny tables."""
+    (rule,) = [r for r in mart_suite().rules if r.type == "UnexpectedRowsExpectation"]
+    with duckdb.connect() as conn:
+        conn.execute("CREATE SCHEMA marts; CREATE SCHEMA silver")
+        conn.execute("CREATE TABLE marts.dm_monthly_zone_revenue (revenue_zone VARCHAR, revenue_month DATE, "
+                     "service_type VARCHAR, revenue_monthly_total_amount DOUBLE, total_monthly_trips BIGINT)")
+        conn.execute("CREATE TABLE silver.yellow_tripdata (tpep_pickup_datetime TIMESTAMP, total_amount DOUBLE)")
+        conn.execute("CREATE TABLE silver.green_tripdata (lpep_pickup_datetime TIMESTAMP, total_amount DOUBLE)")
+        for table, rows in (("marts.dm_monthly_zone_revenue", mart_rows), ("silver.yellow_tripdata", yellow_rows),
+                            ("silver.green_tripdata", green_rows)):
+            if rows:
+                marks = ", ".join("?" for _ in rows[0])
+                conn.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+        query = rule.kwargs["unexpected_rows_query"].format(batch="marts.dm_monthly_zone_revenue")
+        return [(str(r[0]), *r[1:4]) for r in conn.execute(query).fetchall()]
+
+
+def test_the_mart_reconciliation_returns_exactly_the_months_whose_trips_or_totals_differ_from_silver():
+    yellow = [("2019-01-03 10:00:00", 10.0), ("2019-01-20 11:00:00", 5.5), ("2018-12-31 23:59:00", 7.25)]
+    green = [("2019-01-05 09:00:00", 3.0)]
+    mart = [("Zone A", "2019-01-01", "Yellow", 10.0, 1), ("Zone B", "2019-01-01", "Yellow", 5.5, 1),
+            ("Zone A", "2018-12-01", "Yellow", 7.25, 1), ("Zone C", "2019-01-01", "Green", 3.0, 1)]
+    assert _reconcile(mart, yellow, green) == []
+    # a mart total off by two cents, a month only silver has, a trip count off
+    mart[1] = ("Zone B", "2019-01-01", "Yellow", 5.52, 1)
+    mart[3] = ("Zone C", "2019-01-01", "Green", 3.0, 2)
+    green.append(("2019-02-01 00:00:00", 4.0))
+    assert _reconcile(mart, yellow, green) == [
+        ("2019-01-01", "Green", 2, 1), ("2019-01-01", "Yellow", 2, 2), ("2019-02-01", "Green", None, 1)]
+
+
+def test_the_mart_is_validated_whole_and_its_checkpoint_returns_the_mismatching_rows():
+    suite = mart_suite()
+    assert (suite.batch, suite.query, suite.result_format) == (WHOLE_TABLE, None, "COMPLETE")
+    (rule,) = [r for r in suite.rules if r.type == "UnexpectedRowsExpectation"]
+    query = rule.kwargs["unexpected_rows_query"]
+    assert "{batch}" in query and "silver.yellow_tripdata" in query and "silver.green_tripdata" in query
+    assert rule.severity == "critical"
+    checkpoint = json.loads((GX_DIR / "checkpoints" / f"{suite.name}.json").read_text())
+    assert checkpoint["result_format"]["result_format"] == "COMPLETE"
 
 
 def test_the_embedded_warehouse_is_validated_read_only_through_the_gx_duckdb_dialect(tmp_path):
     url = warehouse_url(DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"), memory_limit="1GB"))
     assert url == f"duckdb+taxi_gx:///{tmp_path}/w.duckdb?access_mode=read_only&memory_limit=1GB"
     assert PROJECT_ROOT / "gx" == GX_DIR
+
+
+def test_a_postgresql_warehouse_is_validated_through_psycopg2_with_its_dsn_or_the_pg_variables():
+    assert warehouse_url(PostgresWarehouseResource(dsn="host=db port=5433 dbname=taxi")) == (
+        "postgresql+psycopg2:///?dsn=host%3Ddb%20port%3D5433%20dbname%3Dtaxi&application_name=taxi_platform_gx")
+    assert warehouse_url(PostgresWarehouseResource()) == "postgresql+psycopg2:///?application_name=taxi_platform_gx"
 
 
 def test_a_warehouse_the_checks_do_not_know_yet_says_where_to_add_it():
