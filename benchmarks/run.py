@@ -1,0 +1,487 @@
+"""``make bench``: the platform's benchmarks at the size of a real month; writes RESULTS.md.
+
+    python -m benchmarks.run                    # full run: 7M-row month, 3 runs each (10-25 min)
+    python -m benchmarks.run --quick            # smoke run: small months, 1 run each
+    python -m benchmarks.run --only floor,duckdb --repeat 5
+    python -m benchmarks.run --report-only      # rewrite the report from the last results.json
+
+Every measured thing runs in a child process of its own (time, peak memory, CPU: see
+benchmarks/measure.py; what runs inside: benchmarks/workers.py); this process only prepares
+inputs and state, starts the children and writes the report (benchmarks/report.py).
+See benchmarks/README.md for each measurement and every flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+HERE = REPO / "benchmarks"
+MONTH = "2019-01"  # the measured month (2019 layout)
+BACKFILL_START = "2019-01"
+
+# id -> (group, title). Groups are what --only selects (ids work too).
+MEASUREMENTS = {
+    "floor": ("floor", "floor: `gzip -dc file > /dev/null`"),
+    "duckdb_dagster": ("duckdb", "raw → silver, DuckDB, real assets through Dagster (first load)"),
+    "duckdb_core": ("duckdb", "raw → silver, DuckDB, core functions only (load_bronze + build_silver)"),
+    "duckdb_rerun": ("rerun", "unchanged month re-run, DuckDB, through Dagster"),
+    "duckdb_dagster_lowmem": ("memory", "raw → silver, DuckDB, through Dagster, lower DuckDB memory limit"),
+    "gx": ("gx", "GX checks: bronze + silver suites on the month (DuckDB)"),
+    "pg_dagster": ("postgres", "raw → silver, PostgreSQL, real assets through Dagster (first load)"),
+    "pg_core": ("postgres", "raw → silver, PostgreSQL, core functions only"),
+    "pg_rerun": ("postgres", "unchanged month re-run, PostgreSQL, through Dagster"),
+    "kestra_first": ("kestra", "Kestra-equivalent baseline, PostgreSQL, first load"),
+    "kestra_rerun": ("kestra", "Kestra-equivalent baseline, PostgreSQL, re-run"),
+    "backfill_single_run": ("backfill", "backfill raw → marts, DuckDB, one single run"),
+    "backfill_by_month": ("backfill", "the same months as single-month runs (sum)"),
+}
+GROUPS = sorted({g for g, _ in MEASUREMENTS.values()})
+# Run only when named in --only or --also: each costs minutes at 7M rows on a small machine.
+DEFAULT_OFF = {"pg_core", "pg_rerun"}
+# Minutes per run at 7M rows (or twelve months): repeated --long-repeat times, not --repeat.
+LONG = {"pg_dagster", "pg_core", "pg_rerun", "duckdb_dagster_lowmem", "backfill_single_run", "backfill_by_month"}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: --rows 200000 --repeat 1 --backfill-months 3 --backfill-rows 20000 "
+                        "(each overridable), report to <work>/RESULTS-quick.md")
+    p.add_argument("--rows", type=int, help="rows of the measured yellow month (default 7000000)")
+    p.add_argument("--repeat", type=int, help="runs of each measurement; the median is reported (default 3)")
+    p.add_argument("--backfill-months", type=int, help="months in the backfill (default 12)")
+    p.add_argument("--backfill-rows", type=int, help="yellow rows per backfill month (default 300000)")
+    p.add_argument("--backfill-green-rows", type=int,
+                   help="green rows per backfill month (default a tenth of --backfill-rows, as in 2019)")
+    p.add_argument("--long-repeat", type=int,
+                   help=f"runs of the long measurements ({', '.join(sorted(LONG))}; default 1)")
+    p.add_argument("--low-memory-limit", default="1GB",
+                   help="TAXI_DUCKDB_MEMORY_LIMIT of duckdb_dagster_lowmem (default 1GB; the platform's is 4GB)")
+    p.add_argument("--only", help=f"comma-separated groups ({', '.join(GROUPS)}) or measurement ids")
+    p.add_argument("--also", help=f"add measurements that are off by default ({', '.join(sorted(DEFAULT_OFF))})")
+    p.add_argument("--skip", help="comma-separated groups or ids to leave out")
+    p.add_argument("--work-dir", type=Path, default=HERE / "work",
+                   help="sources, state, logs, results.json (default benchmarks/work, gitignored)")
+    p.add_argument("--output", type=Path, help="the report (default benchmarks/RESULTS.md; "
+                                               "<work>/RESULTS-quick.md with --quick or --only/--skip)")
+    p.add_argument("--keep-state", action="store_true",
+                   help="keep the warehouses and data dirs under <work>/state (removed by default)")
+    p.add_argument("--sample-interval", type=float, default=0.2, help="memory sampling period, seconds")
+    p.add_argument("--report-only", action="store_true", help="rewrite the report from <work>/results.json")
+    p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one measured child
+    args = p.parse_args(argv)
+    quick = {"rows": 200_000, "repeat": 1, "backfill_months": 3, "backfill_rows": 20_000}
+    full = {"rows": 7_000_000, "repeat": 3, "backfill_months": 12, "backfill_rows": 300_000}
+    for key, value in (quick if args.quick else full).items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.backfill_green_rows is None:
+        args.backfill_green_rows = max(1, args.backfill_rows // 10)
+    if args.long_repeat is None:
+        args.long_repeat = min(args.repeat, 1)
+    if args.output is None:
+        partial = args.quick or args.only or args.skip
+        args.output = args.work_dir / "RESULTS-quick.md" if partial else HERE / "RESULTS.md"
+    return args
+
+
+def _selected(args) -> list[str]:
+    def expand(text: str | None) -> set[str]:
+        names = {n.strip() for n in (text or "").split(",") if n.strip()}
+        unknown = names - set(GROUPS) - set(MEASUREMENTS)
+        if unknown:
+            sys.exit(f"unknown measurement(s) {sorted(unknown)}; groups: {GROUPS}; ids: {list(MEASUREMENTS)}")
+        return {m for m, (g, _) in MEASUREMENTS.items() if m in names or g in names}
+
+    chosen = expand(args.only) if args.only else set(MEASUREMENTS) - DEFAULT_OFF
+    if args.only:  # a group named in --only brings its default-off members only when named by id
+        named = {n.strip() for n in args.only.split(",")}
+        chosen = {m for m in chosen if m not in DEFAULT_OFF or m in named}
+    chosen |= expand(args.also)
+    return [m for m in MEASUREMENTS if m in chosen - expand(args.skip)]
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.work = args.work_dir.resolve()
+        self.state = self.work / "state"
+        self.logs = self.work / "logs"
+        self.specs = self.work / "specs"
+        for d in (self.work, self.logs, self.specs):
+            d.mkdir(parents=True, exist_ok=True)
+        self.dagster_home = self.work / "dagster_home"
+        self.dagster_home.mkdir(exist_ok=True)
+        (self.dagster_home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+        self.selected = _selected(args)
+        self.results: dict = {
+            "started": dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+            "command": " ".join([Path(sys.executable).name, "-m", "benchmarks.run", *sys.argv[1:]]),
+            "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                       if k not in ("worker", "report_only")},
+            "month": MONTH,
+            "measurements": {m: {"title": MEASUREMENTS[m][1], "runs": []} for m in self.selected},
+            "inputs": {},
+            "notes": [],
+        }
+        self._counter = 0
+
+    # -- plumbing ------------------------------------------------------------------------
+    def log(self, text: str) -> None:
+        print(f"[{dt.datetime.now():%H:%M:%S}] {text}", flush=True)
+
+    def env(self, data_dir: Path, source: Path, warehouse: str = "duckdb",
+            pg: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("TAXI_", "PG", "DAGSTER_", "GCP_", "GOOGLE_"))}
+        env.update(TAXI_DATA_DIR=str(data_dir), TAXI_SOURCE_URL=str(source), TAXI_WAREHOUSE=warehouse,
+                   DAGSTER_HOME=str(self.dagster_home), GX_ANALYTICS_ENABLED="false",
+                   DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1", PYTHONUNBUFFERED="1",
+                   PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
+        env.update(pg or {})
+        return env
+
+    def child(self, mid: str, kind: str, params: dict, env: dict[str, str], *, record: bool = True,
+              server_roots: list[int] | None = None, rows: int | None = None) -> dict:
+        """Run one worker in a child process; record it under ``mid`` unless ``record`` is false
+        (a setup run that prepares state for another measurement)."""
+        from benchmarks.measure import run_child
+
+        self._counter += 1
+        tag = f"{self._counter:03d}-{mid}" + ("" if record else "-setup")
+        spec, result_path, log = (self.specs / f"{tag}.json", self.specs / f"{tag}.result.json",
+                                  self.logs / f"{tag}.log")
+        result_path.unlink(missing_ok=True)
+        spec.write_text(json.dumps({"kind": kind, "params": params, "result": str(result_path)}))
+        run = run_child([sys.executable, "-m", "benchmarks.run", "--worker", str(spec)], env=env, cwd=REPO,
+                        log=log, server_roots=server_roots, interval=self.args.sample_interval)
+        if result_path.is_file():
+            result = json.loads(result_path.read_text())
+        else:
+            result = {"error": f"the child exited with {run.returncode} without a result; see {log}"}
+        entry = {"seconds": result.get("seconds"), "child": run.as_dict(), "result": result,
+                 "log": str(log.relative_to(self.work))}
+        if "error" in result:
+            self.log(f"  {mid}{'' if record else ' (setup)'} FAILED: {result['error'].splitlines()[0][:300]} "
+                     f"(log: {log})")
+        else:
+            self.log(f"  {mid}{'' if record else ' (setup)'}: {result['seconds']:.2f}s "
+                     f"(child {run.wall_seconds:.1f}s, peak {max(run.maxrss_bytes, run.combined_peak_bytes) / 2**20:,.0f} MiB, "
+                     f"other work {run.other_cores or 0:.2f} cores)")
+        if record:
+            self.results["measurements"][mid]["runs"].append(entry)
+            if rows is not None:
+                self.results["measurements"][mid]["rows"] = rows
+        return entry
+
+    def wanted(self, *mids: str) -> bool:
+        return any(m in self.selected for m in mids)
+
+    def repeat(self, mid: str) -> int:
+        return self.args.long_repeat if mid in LONG else self.args.repeat
+
+    def save(self) -> None:
+        (self.work / "results.json").write_text(json.dumps(self.results, indent=1, default=str))
+
+    # -- inputs --------------------------------------------------------------------------
+    def sample_source(self, out: Path, months: str, rows: int, colour: str) -> float:
+        """Write months with the project's own generator (`taxi-platform sample-source`)."""
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "taxi_platform.cli", "sample-source", "--months", months,
+                        "--rows", str(rows), "--out", str(out), "--colours", colour],
+                       cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       env=self.env(self.state / "gen", out))
+        return time.perf_counter() - began
+
+    def month_source(self) -> Path:
+        root = self.work / "sources" / f"month-{self.args.rows}"
+        path = root / "yellow" / f"yellow_tripdata_{MONTH}.csv.gz"
+        info = {"path": str(path.relative_to(self.work)), "rows": self.args.rows, "reused": path.is_file()}
+        if not path.is_file():  # files appear only when complete (written aside, renamed)
+            self.log(f"generating the {self.args.rows:,}-row yellow {MONTH} into {root} ...")
+            info["generated_seconds"] = round(self.sample_source(root, MONTH, self.args.rows, "yellow"), 1)
+        info["bytes"] = path.stat().st_size
+        sizes = root / "sizes.json"  # the CSV size, counted once per generated file
+        known = json.loads(sizes.read_text()) if sizes.is_file() else {}
+        if known.get("bytes") != info["bytes"]:
+            known = {"bytes": info["bytes"], "csv_bytes": _gunzipped_size(path)}
+            sizes.write_text(json.dumps(known))
+        info["csv_bytes"] = known["csv_bytes"]
+        self.results["inputs"]["month"] = info
+        self.log(f"month file: {path} ({info['bytes']:,} bytes, {info['csv_bytes']:,} as CSV, "
+                 f"{'reused' if info['reused'] else 'generated'})")
+        return root
+
+    def backfill_months(self) -> list[str]:
+        from taxi_platform.partitions import month_range
+
+        start = dt.date(int(BACKFILL_START[:4]), int(BACKFILL_START[5:]), 1)
+        last_index = start.year * 12 + start.month - 1 + self.args.backfill_months - 1
+        return month_range(BACKFILL_START, f"{last_index // 12}-{last_index % 12 + 1:02d}")
+
+    def backfill_source(self, months: list[str]) -> Path:
+        a = self.args
+        root = self.work / "sources" / f"backfill-{len(months)}x{a.backfill_rows}-{a.backfill_green_rows}"
+        spans = f"{months[0]}..{months[-1]}"
+        generated = 0.0
+        for colour, rows in (("yellow", a.backfill_rows), ("green", a.backfill_green_rows)):
+            if not all((root / colour / f"{colour}_tripdata_{m}.csv.gz").is_file() for m in months):
+                self.log(f"generating {len(months)} {colour} months of {rows:,} rows into {root} ...")
+                generated += self.sample_source(root, spans, rows, colour)
+        self.results["inputs"]["backfill"] = {
+            "path": str(root.relative_to(self.work)), "months": months, "yellow_rows": a.backfill_rows,
+            "green_rows": a.backfill_green_rows,
+            "rows": len(months) * (a.backfill_rows + a.backfill_green_rows),
+            "bytes": sum(p.stat().st_size for p in root.rglob("*.csv.gz")),
+            **({"generated_seconds": round(generated, 1)} if generated else {"reused": True})}
+        return root
+
+    # -- measurements --------------------------------------------------------------------
+    def run(self) -> None:
+        from benchmarks import report
+
+        self.results["machine"] = report.machine_info()
+        self.results["versions"] = report.versions()
+        self.log(f"benchmarks: {', '.join(self.selected)}; {self.args.repeat} run(s) each, "
+                 f"{self.args.long_repeat} of the long ones; "
+                 f"work dir {self.work}")
+        try:
+            month_ids = [m for m in self.selected if not m.startswith("backfill")]
+            if month_ids:
+                source = self.month_source()
+                self.month_file = source / "yellow" / f"yellow_tripdata_{MONTH}.csv.gz"
+                self.floor()
+                self.duckdb(source)
+                self.postgres(source)
+            if self.wanted("backfill_single_run", "backfill_by_month"):
+                self.backfill()
+        finally:
+            self.results["finished"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+            self.results["machine"]["load_average_end"] = os.getloadavg()
+            self.save()
+            if not self.args.keep_state:
+                shutil.rmtree(self.state, ignore_errors=True)
+        report.write(self.results, self.args.output)
+        self.log(f"wrote {self.args.output}")
+
+    def floor(self) -> None:
+        if not self.wanted("floor"):
+            return
+        from benchmarks.measure import run_child
+
+        self.log("floor: gzip -dc > /dev/null")
+        for _ in range(self.repeat("floor")):
+            run = run_child(["gzip", "-dc", str(self.month_file)], stdout=subprocess.DEVNULL,
+                            interval=self.args.sample_interval)
+            entry = {"seconds": run.wall_seconds, "child": run.as_dict(), "result": {"seconds": run.wall_seconds}}
+            if run.returncode != 0:
+                entry["result"]["error"] = f"gzip exited with {run.returncode}"
+            self.results["measurements"]["floor"]["runs"].append(entry)
+            self.results["measurements"]["floor"]["rows"] = self.args.rows
+            self.log(f"  floor: {run.wall_seconds:.2f}s (peak {run.maxrss_bytes / 2**20:.0f} MiB)")
+        self.save()
+
+    def duckdb(self, source: Path) -> None:
+        rows, repeat = self.args.rows, self.repeat
+        data = self.state / "duckdb"
+        env = self.env(data, source)
+        month = {"month": MONTH}
+        if self.wanted("duckdb_core"):
+            self.log("raw -> silver on DuckDB, core functions")
+            core_data = self.state / "duckdb-core"
+            core_env = self.env(core_data, source)
+            for _ in range(repeat("duckdb_core")):
+                self.child("duckdb_core", "core_month",
+                           {**month, "path": str(self.month_file),
+                            "remove_file": str(core_data / "warehouse.duckdb")}, core_env, rows=rows)
+            self.save()
+        if self.wanted("duckdb_dagster"):
+            self.log("raw -> silver on DuckDB through Dagster (first load: empty data dir each run)")
+            for _ in range(repeat("duckdb_dagster")):
+                self.child("duckdb_dagster", "dagster_month", {**month, "fresh_dir": str(data)}, env, rows=rows)
+            self.save()
+        if self.wanted("duckdb_dagster_lowmem"):
+            limit = self.args.low_memory_limit
+            self.log(f"raw -> silver on DuckDB through Dagster with TAXI_DUCKDB_MEMORY_LIMIT={limit}")
+            low = self.state / "duckdb-lowmem"
+            for _ in range(repeat("duckdb_dagster_lowmem")):
+                self.child("duckdb_dagster_lowmem", "dagster_month", {**month, "fresh_dir": str(low)},
+                           {**self.env(low, source), "TAXI_DUCKDB_MEMORY_LIMIT": limit}, rows=rows)
+            self.results["measurements"]["duckdb_dagster_lowmem"]["title"] += f" ({limit})"
+            shutil.rmtree(low, ignore_errors=True)
+            self.save()
+        needs_state = self.wanted("duckdb_rerun", "gx")
+        if needs_state and not (data / "warehouse.duckdb").is_file():
+            self.log("loading the month once (setup for the re-run and GX measurements)")
+            self.child("duckdb_dagster", "dagster_month", {**month, "fresh_dir": str(data)}, env, record=False)
+        if self.wanted("duckdb_rerun"):
+            self.log("unchanged month re-run on DuckDB through Dagster")
+            for _ in range(repeat("duckdb_rerun")):
+                self.child("duckdb_rerun", "dagster_month", month, env, rows=rows)
+            self.save()
+        if self.wanted("gx"):
+            self.log("GX bronze and silver suites on the month")
+            for _ in range(repeat("gx")):
+                self.child("gx", "gx_checks", month, env, rows=rows)
+            self.save()
+
+    def postgres(self, source: Path) -> None:
+        if not self.wanted("pg_dagster", "pg_core", "pg_rerun", "kestra_first", "kestra_rerun"):
+            return
+        import psycopg2
+
+        from benchmarks.measure import find_postmaster
+        from tests.support.postgres import start_postgres
+
+        self.log("starting PostgreSQL (as tests/support/postgres.py does)")
+        server = start_postgres()
+        databases: list[str] = []
+
+        def create() -> tuple[str, dict[str, str]]:
+            name = server.create_database("bench")
+            databases.append(name)
+            return name, server.env(name)
+
+        def drop(name: str) -> None:
+            conn = psycopg2.connect(server.dsn())
+            conn.autocommit = True
+            with conn.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            conn.close()
+            databases.remove(name)
+
+        try:
+            postmaster = find_postmaster(server.port)
+            roots = [postmaster] if postmaster else []
+            conn = psycopg2.connect(server.dsn())
+            with conn.cursor() as cur:
+                cur.execute("SELECT version()")
+                self.results["versions"]["postgresql_server"] = cur.fetchone()[0]
+                cur.execute("SELECT name, setting, unit FROM pg_settings WHERE name IN "
+                            "('shared_buffers', 'work_mem', 'maintenance_work_mem', 'fsync', "
+                            "'max_wal_size', 'synchronous_commit', 'max_parallel_workers_per_gather')")
+                self.results["postgres_settings"] = {n: f"{s}{' × ' + u if u else ''}" for n, s, u in cur.fetchall()}
+            conn.close()
+            rows, repeat, month = self.args.rows, self.repeat, {"month": MONTH}
+            data = self.state / "postgres"
+            last_platform_db = None
+            if self.wanted("pg_dagster"):
+                self.log("raw -> silver on PostgreSQL through Dagster (first load: new database each run)")
+                for _ in range(repeat("pg_dagster")):
+                    name, pg = create()
+                    self.child("pg_dagster", "dagster_month", {**month, "fresh_dir": str(data)},
+                               self.env(data, source, "postgres", pg), server_roots=roots, rows=rows)
+                    if last_platform_db:
+                        drop(last_platform_db)
+                    last_platform_db = name
+                self.save()
+            if self.wanted("pg_core"):
+                self.log("raw -> silver on PostgreSQL, core functions")
+                for _ in range(repeat("pg_core")):
+                    name, pg = create()
+                    self.child("pg_core", "core_month", {**month, "path": str(self.month_file)},
+                               self.env(self.state / "postgres-core", source, "postgres", pg),
+                               server_roots=roots, rows=rows)
+                    drop(name)
+                self.save()
+            if self.wanted("pg_rerun"):
+                if last_platform_db is None:
+                    last_platform_db, pg = create()
+                    self.child("pg_dagster", "dagster_month", {**month, "fresh_dir": str(data)},
+                               self.env(data, source, "postgres", pg), record=False, server_roots=roots)
+                self.log("unchanged month re-run on PostgreSQL through Dagster")
+                pg = server.env(last_platform_db)
+                for _ in range(repeat("pg_rerun")):
+                    self.child("pg_rerun", "dagster_month", month, self.env(data, source, "postgres", pg),
+                               server_roots=roots, rows=rows)
+                self.save()
+            if last_platform_db:
+                drop(last_platform_db)
+            if self.wanted("kestra_first", "kestra_rerun"):
+                from benchmarks.workers import kestra_sql
+
+                self.results["kestra_sql"] = kestra_sql(self.month_file.name.removesuffix(".gz"))
+                def kestra_env(pg: dict[str, str]) -> dict[str, str]:
+                    return self.env(self.state / "kestra", source, "postgres", pg)
+
+                params = {**month, "path": str(self.month_file)}
+                last = None
+                self.log("Kestra-equivalent baseline: first load (new database each run)")
+                for _ in range(repeat("kestra_first") if self.wanted("kestra_first") else 1):
+                    name, pg = create()
+                    self.child("kestra_first", "kestra", params, kestra_env(pg), server_roots=roots,
+                               rows=rows, record=self.wanted("kestra_first"))
+                    if last:
+                        drop(last)
+                    last = name
+                if self.wanted("kestra_rerun"):
+                    self.log("Kestra-equivalent baseline: re-run of the same month")
+                    for _ in range(repeat("kestra_rerun")):
+                        self.child("kestra_rerun", "kestra", params, kestra_env(server.env(last)),
+                                   server_roots=roots, rows=rows)
+                drop(last)
+                self.save()
+        finally:
+            for name in list(databases):  # noqa: PERF101  (drop() removes from it)
+                with contextlib.suppress(psycopg2.Error):  # the server stops next anyway
+                    drop(name)
+            server.stop()
+
+    def backfill(self) -> None:
+        months = self.backfill_months()
+        source = self.backfill_source(months)
+        rows = self.results["inputs"]["backfill"]["rows"]
+        self.log(f"backfill of {len(months)} months ({months[0]}..{months[-1]}), raw -> marts on DuckDB: "
+                 "one single run vs one run per month, alternating")
+        single, by_month = self.state / "backfill-single", self.state / "backfill-months"
+        params = {"months": months}
+        for _ in range(self.args.long_repeat):
+            if self.wanted("backfill_single_run"):
+                self.child("backfill_single_run", "backfill_single_run", {**params, "fresh_dir": str(single)},
+                           self.env(single, source), rows=rows)
+            if self.wanted("backfill_by_month"):
+                self.child("backfill_by_month", "backfill_month_by_month", {**params, "fresh_dir": str(by_month)},
+                           self.env(by_month, source), rows=rows)
+            self.save()
+
+
+def _gunzipped_size(path: Path) -> int:
+    """The uncompressed size (gzip's trailer holds it modulo 2**32; counted when larger)."""
+    with subprocess.Popen(["gzip", "-dc", str(path)], stdout=subprocess.PIPE) as proc:
+        total = 0
+        while chunk := proc.stdout.read(1 << 20):
+            total += len(chunk)
+    return total
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.worker:
+        from benchmarks.workers import main as worker_main
+
+        return worker_main(args.worker)
+    if args.report_only:
+        from benchmarks import report
+
+        results = json.loads((args.work_dir / "results.json").read_text())
+        results["rendered"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        report.write(results, args.output)
+        print(f"wrote {args.output}")
+        return 0
+    Bench(args).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""What runs inside the measured child process (``python -m benchmarks.run --worker spec.json``).
+
+Every worker imports what it needs and prepares its state first, then times only the work
+itself with ``time.perf_counter`` (interpreter start-up and imports are outside the timed
+region; they show in the child's wall time, which is recorded too). It writes a JSON result
+to ``spec["result"]``: ``seconds`` and whatever else it learned (step times, row counts).
+
+The environment (TAXI_*, PG*, DAGSTER_HOME) is set by the orchestrator, so the platform's
+own code reads its settings exactly as in production.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+COLOUR_TABLE = "yellow_tripdata"
+INGEST_LAYERS = ("raw", "lake", "bronze", "silver")
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _fresh(path: str | None) -> None:
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+        Path(path).mkdir(parents=True, exist_ok=True)
+
+
+def _step_seconds(instance, run_id: str) -> tuple[dict[str, float], float]:
+    """Per-step seconds (STEP_START to STEP_SUCCESS/FAILURE) and the span of all steps."""
+    from dagster import DagsterEventType
+
+    starts, steps, first, last = {}, {}, None, None
+    for entry in instance.all_logs(run_id):
+        event = entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        first = entry.timestamp if first is None else min(first, entry.timestamp)
+        last = entry.timestamp if last is None else max(last, entry.timestamp)
+        if event.event_type == DagsterEventType.STEP_START:
+            starts[event.step_key] = entry.timestamp
+        elif (event.event_type in (DagsterEventType.STEP_SUCCESS, DagsterEventType.STEP_FAILURE)
+              and event.step_key in starts):
+            steps[event.step_key] = round(entry.timestamp - starts[event.step_key], 3)
+    return steps, (last - first) if first is not None else 0.0
+
+
+def _failures(result) -> list[str]:
+    from dagster import DagsterEventType
+
+    return [e.event_specific_data.error.message.strip()[:2000] for e in result.all_events
+            if e.event_type == DagsterEventType.STEP_FAILURE]
+
+
+def _materialization_metadata(result) -> dict[str, dict]:
+    out = {}
+    for event in result.get_asset_materialization_events():
+        m = event.event_specific_data.materialization
+        out["/".join(m.asset_key.path)] = {k: getattr(v, "value", v) for k, v in m.metadata.items()
+                                           if k in ("unchanged", "rows_in", "dagster/row_count",
+                                                    "duplicates_collapsed", "rows_quarantined", "bytes")}
+    return out
+
+
+def _materialize(assets, *, partition_key=None, selection=None, tags=None) -> dict:
+    """One in-process Dagster run (ephemeral instance), timed; raises when it fails."""
+    from dagster import DagsterInstance, materialize
+
+    from taxi_platform.resources import resources_from_env
+
+    instance = DagsterInstance.ephemeral()
+    resources = resources_from_env()
+    began = time.perf_counter()
+    result = materialize(assets, selection=selection, partition_key=partition_key, tags=tags,
+                         instance=instance, resources=resources, raise_on_error=False)
+    seconds = time.perf_counter() - began
+    if not result.success:
+        raise RuntimeError("the run failed:\n" + "\n---\n".join(_failures(result)))
+    steps, span = _step_seconds(instance, result.run_id)
+    return {"seconds": seconds, "steps": steps, "steps_span": round(span, 3),
+            "assets": _materialization_metadata(result)}
+
+
+# -- workers ---------------------------------------------------------------------------------
+
+def dagster_month(p: dict) -> dict:
+    """raw -> lake -> bronze -> silver of one yellow month, the real assets through Dagster."""
+    _fresh(p.get("fresh_dir"))
+    from dagster import AssetKey
+
+    from taxi_platform.assets import ingest_assets
+
+    keys = [AssetKey([layer, COLOUR_TABLE]) for layer in INGEST_LAYERS]
+    out = _materialize(ingest_assets, partition_key=p["month"], selection=keys)
+    lake = out["assets"].get(f"lake/{COLOUR_TABLE}", {})
+    silver = out["assets"].get(f"silver/{COLOUR_TABLE}", {})
+    out.update(lake_unchanged=lake.get("unchanged"), rows_in=silver.get("rows_in"),
+               rows_out=silver.get("dagster/row_count"))
+    return out
+
+
+def core_month(p: dict) -> dict:
+    """The warehouse's load_bronze and build_silver on the file, without Dagster."""
+    if p.get("remove_file"):
+        for suffix in ("", ".wal", ".lock"):
+            Path(p["remove_file"] + suffix).unlink(missing_ok=True)
+    from taxi_platform.files import check_header, read_header
+    from taxi_platform.resources import build_warehouse
+    from taxi_platform.schemas import SCHEMAS
+    from taxi_platform.settings import Settings
+
+    settings = Settings.from_env()
+    warehouse = build_warehouse(settings)
+    schema, month, path = SCHEMAS["yellow"], p["month"], p["path"]
+    name = schema.filename(month)
+    began = time.perf_counter()
+    check_header(read_header(path, file=name, partition=month), schema, file=name, partition=month)
+    bronze = warehouse.load_bronze(schema, month, name, path, settings.max_quarantine_fraction)
+    after_bronze = time.perf_counter()
+    silver = warehouse.build_silver(schema, month, name, settings.max_quarantine_fraction)
+    ended = time.perf_counter()
+    return {"seconds": ended - began, "steps": {"load_bronze": round(after_bronze - began, 3),
+                                                "build_silver": round(ended - after_bronze, 3)},
+            "rows_in": bronze.rows, "rows_out": silver.rows_out}
+
+
+def gx_checks(p: dict) -> dict:
+    """The bronze and the silver suite on the month, through taxi_platform.checks' runner."""
+    import great_expectations  # noqa: F401  (imported before the clock starts)
+
+    from taxi_platform.checks.gx_context import open_context
+    from taxi_platform.checks.gx_runner import validate_month
+    from taxi_platform.checks.gx_suites import bronze_suite, silver_suite
+    from taxi_platform.resources import build_warehouse
+    from taxi_platform.schemas import SCHEMAS
+    from taxi_platform.settings import Settings
+
+    schema = SCHEMAS["yellow"]
+    warehouse = build_warehouse(Settings.from_env())
+    suites = [bronze_suite(schema), silver_suite(schema)]
+    began = time.perf_counter()
+    with warehouse.exclusive(), open_context(warehouse) as context:
+        opened = time.perf_counter()
+        outcomes = [validate_month(context, suite, schema, p["month"], run_name="bench") for suite in suites]
+    seconds = time.perf_counter() - began
+    return {"seconds": seconds,
+            "steps": {"open_context": round(opened - began, 3),
+                      **{o.suite: o.seconds for o in outcomes}},
+            "rows_validated": [o.row_count for o in outcomes],
+            "evaluated": sum(o.evaluated for o in outcomes),
+            "failed": [f.message for o in outcomes for f in o.failures]}
+
+
+# The old Kestra flow 04_postgres_taxi (yellow), as the reference: typed staging and main
+# tables without keys or indexes, COPY into staging, UPDATE staging SET unique_row_id = md5(...),
+# MERGE ... WHEN NOT MATCHED THEN INSERT. Its md5 is over the key columns' text, concatenated
+# without separators; it does not deduplicate within the file.
+KESTRA_COLUMNS = [
+    ("VendorID", "text"), ("tpep_pickup_datetime", "timestamp"), ("tpep_dropoff_datetime", "timestamp"),
+    ("passenger_count", "integer"), ("trip_distance", "double precision"), ("RatecodeID", "text"),
+    ("store_and_fwd_flag", "text"), ("PULocationID", "text"), ("DOLocationID", "text"),
+    ("payment_type", "integer"), ("fare_amount", "double precision"), ("extra", "double precision"),
+    ("mta_tax", "double precision"), ("tip_amount", "double precision"), ("tolls_amount", "double precision"),
+    ("improvement_surcharge", "double precision"), ("total_amount", "double precision"),
+    ("congestion_surcharge", "double precision"),
+]
+
+
+def kestra_sql(filename: str, table: str = "yellow_tripdata") -> dict[str, list[str]]:
+    staging = f"{table}_staging"
+    typed = ",\n  ".join(f"{c} {t}" for c, t in KESTRA_COLUMNS)
+    names = ", ".join(c for c, _ in KESTRA_COLUMNS)
+    key = " ||\n    ".join(
+        f"COALESCE(CAST({c} AS text), '')" for c in
+        ("VendorID", "tpep_pickup_datetime", "tpep_dropoff_datetime", "PULocationID", "DOLocationID",
+         "fare_amount", "trip_distance"))
+    return {
+        "create_tables": [
+            f"CREATE TABLE IF NOT EXISTS {table} (unique_row_id text, filename text,\n  {typed})",
+            f"CREATE TABLE IF NOT EXISTS {staging} (unique_row_id text, filename text,\n  {typed})",
+        ],
+        "truncate_staging": [f"TRUNCATE TABLE {staging}"],
+        "copy": [f"COPY {staging} ({names}) FROM STDIN WITH (FORMAT csv, HEADER true)"],
+        "update_md5": [(f"UPDATE {staging}\nSET unique_row_id = md5(\n    {key}\n  ),\n"
+                        f"  filename = '{filename}'")],
+        "merge": [(f"MERGE INTO {table} AS T\nUSING {staging} AS S\nON T.unique_row_id = S.unique_row_id\n"
+                  f"WHEN NOT MATCHED THEN\n  INSERT (unique_row_id, filename, {names})\n"
+                  f"  VALUES (S.unique_row_id, S.filename, "
+                   + ", ".join(f"S.{c}" for c, _ in KESTRA_COLUMNS) + ")")],
+    }
+
+
+def kestra(p: dict) -> dict:
+    """The Kestra-equivalent load of the month (see KESTRA_COLUMNS), one statement per task,
+    each committed on its own as Kestra's JDBC tasks do. The file is gunzipped by
+    ``gzip -dc`` piped into COPY FROM STDIN."""
+    import psycopg2
+
+    sql = kestra_sql(Path(p["path"]).name.removesuffix(".gz"))
+    conn = psycopg2.connect("")  # the PG* variables
+    conn.autocommit = True
+    steps = {}
+    began = time.perf_counter()
+    with conn.cursor() as cur:
+        for step, statements in sql.items():
+            t = time.perf_counter()
+            for statement in statements:
+                if step == "copy":
+                    gunzip = subprocess.Popen(["gzip", "-dc", p["path"]], stdout=subprocess.PIPE)
+                    cur.copy_expert(statement, gunzip.stdout, size=1 << 20)
+                    if gunzip.wait() != 0:
+                        raise RuntimeError("gzip -dc failed")
+                else:
+                    cur.execute(statement)
+            steps[step] = round(time.perf_counter() - t, 3)
+        seconds = time.perf_counter() - began
+        cur.execute("SELECT count(*) FROM yellow_tripdata")
+        rows_main = cur.fetchone()[0]
+        cur.execute("SELECT count(*) FROM yellow_tripdata_staging")
+        rows_staging = cur.fetchone()[0]
+    conn.close()
+    return {"seconds": seconds, "steps": steps, "rows_in": rows_staging, "rows_out": rows_main}
+
+
+def _everything():
+    from taxi_platform.assets import ingest_assets
+    from taxi_platform.assets.dbt import dbt_asset_defs
+
+    return [*ingest_assets, *dbt_asset_defs]
+
+
+def backfill_single_run(p: dict) -> dict:
+    """raw -> marts for a month range as one run (BackfillPolicy.single_run: the partition
+    range tags, as `dagster asset materialize --partition-range` sets them)."""
+    _fresh(p.get("fresh_dir"))
+    assets = _everything()
+    months = p["months"]
+    out = _materialize(assets, tags={"dagster/asset_partition_range_start": months[0],
+                                     "dagster/asset_partition_range_end": months[-1]})
+    return _with_counts(out)
+
+
+def backfill_month_by_month(p: dict) -> dict:
+    """The same months as one run each, in order, into the same warehouse: ``seconds`` is the
+    sum of the runs (one process: no per-run process start-up, which a queued backfill pays)."""
+    _fresh(p.get("fresh_dir"))
+    assets = _everything()
+    runs = {}
+    for month in p["months"]:
+        runs[month] = _materialize(assets, partition_key=month)
+    out = {"seconds": sum(r["seconds"] for r in runs.values()),
+           "per_month": {m: round(r["seconds"], 3) for m, r in runs.items()},
+           "steps": _sum_steps(r["steps"] for r in runs.values())}
+    return _with_counts(out)
+
+
+def _sum_steps(step_dicts) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for steps in step_dicts:
+        for k, v in steps.items():
+            total[k] = round(total.get(k, 0.0) + v, 3)
+    return total
+
+
+def _with_counts(out: dict) -> dict:
+    from taxi_platform.resources import build_warehouse
+    from taxi_platform.settings import Settings
+
+    warehouse = build_warehouse(Settings.from_env())
+    (silver,), = warehouse.query("SELECT (SELECT count(*) FROM silver.yellow_tripdata) "
+                                 "+ (SELECT count(*) FROM silver.green_tripdata)")
+    (fct,), = warehouse.query("SELECT count(*) FROM gold.fct_trips")
+    (mart,), = warehouse.query("SELECT coalesce(sum(total_monthly_trips), 0) FROM marts.dm_monthly_zone_revenue")
+    out.update(rows_silver=silver, rows_fct_trips=fct, mart_trips=int(mart))
+    out.pop("assets", None)
+    return out
+
+
+WORKERS = {f.__name__: f for f in (dagster_month, core_month, gx_checks, kestra, backfill_single_run,
+                                   backfill_month_by_month)}
+
+
+def main(spec_path: str) -> int:
+    spec = json.loads(Path(spec_path).read_text())
+    try:
+        result = WORKERS[spec["kind"]](spec["params"])
+        code = 0
+    except BaseException as exc:  # noqa: BLE001  (reported to the orchestrator, which carries on)
+        result = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}
+        code = 1
+    Path(spec["result"]).write_text(json.dumps(result, default=str))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)  # skip interpreter teardown (thread pools, atexit): not part of the work
