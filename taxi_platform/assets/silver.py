@@ -21,8 +21,15 @@ from taxi_platform.assets.common import (
     months_of,
     months_table,
 )
+from taxi_platform.assets.unchanged import (
+    LOADS,
+    last_load,
+    loads_metadata,
+    unchanged_load,
+    warehouse_identity,
+)
 from taxi_platform.partitions import monthly_partitions
-from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.resources.warehouse import SilverResult, WarehouseResource
 from taxi_platform.schemas import SCHEMAS, SILVER_EXTRA_COLUMNS, TripSchema
 from taxi_platform.settings import Settings
 
@@ -58,19 +65,43 @@ def build_silver_asset(schema: TripSchema):
             "a separate row). Duplicates within a file collapse to the first in file order; an "
             "id owned by an earlier month's file stays there. Rows that cannot be typed go to "
             f"`{table}_quarantine` with their line and reason; above TAXI_MAX_QUARANTINE_FRACTION "
-            "the month fails instead. A month's rows are replaced in one transaction."
+            "the month fails instead. A month's rows are replaced in one transaction. A month "
+            "built from the same bronze file, with its rows all there and no other month written "
+            "since, is not rebuilt (`unchanged: true`; the run tag `taxi/reload=true` forces it)."
         ),
     )
     def silver_tripdata(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         max_fraction = Settings.from_env().max_quarantine_fraction
-        results = []
+        results, loads, rebuilt_any = [], {}, False
+        bronze_key = AssetKey(["bronze", schema.table])
         for month in months_of(context):
             filename = schema.filename(month)
-            with bad_input_fails_once():
-                r = warehouse.build_silver(schema, month, filename, max_fraction)
-            context.log.info(
-                f"{filename}: {r.rows_in:,} rows in, {r.rows_out:,} in {table}, "
-                f"{r.duplicates_collapsed} duplicates collapsed, {r.rows_quarantined} quarantined")
+            in_bronze = last_load(context, bronze_key, month, filename)
+            bronze_sha256 = in_bronze[0].get("sha256") if in_bronze else None
+            # Once this step rebuilt a month, later ones may have lost ids to it: rebuild those too.
+            load = None if rebuilt_any else unchanged_load(
+                context, key, month, filename, warehouse, bronze_sha256,
+                counts={"rows_out": table, "rows_quarantined": f"{table}_quarantine"},
+                other_months_matter=True)
+            if load:
+                r = SilverResult(filename, load["rows_in"], load["rows_out"], load["duplicates_collapsed"],
+                                 load["duplicates_in_other_files"], load["rows_quarantined"],
+                                 [tuple(x) for x in load["quarantine_reasons"]], load["pickups_outside_month"])
+                context.log.info(f"{filename}: unchanged ({r.rows_out:,} rows in {table}, built from the "
+                                 "same bronze file, no other month written since): not rebuilt")
+            else:
+                with bad_input_fails_once():
+                    r = warehouse.build_silver(schema, month, filename, max_fraction)
+                rebuilt_any = True
+                context.log.info(
+                    f"{filename}: {r.rows_in:,} rows in, {r.rows_out:,} in {table}, "
+                    f"{r.duplicates_collapsed} duplicates collapsed, {r.rows_quarantined} quarantined")
+            loads[filename] = {
+                "sha256": bronze_sha256, "warehouse": warehouse_identity(warehouse), "rows_in": r.rows_in,
+                "rows_out": r.rows_out, "duplicates_collapsed": r.duplicates_collapsed,
+                "duplicates_in_other_files": r.duplicates_in_other_files,
+                "rows_quarantined": r.rows_quarantined, "pickups_outside_month": r.pickups_outside_month,
+                "quarantine_reasons": [list(x) for x in r.quarantine_reasons], "unchanged": load is not None}
             results.append((month, r))
 
         duplicated = warehouse.query(
@@ -100,6 +131,8 @@ def build_silver_asset(schema: TripSchema):
                 [(name, "VARCHAR", text) for name, text in SILVER_EXTRA_COLUMNS.items()]
                 + [(c.sql_name, c.type, c.description) for c in schema.columns]),
             "table": table,
+            "unchanged": all(load["unchanged"] for load in loads.values()),
+            LOADS: loads_metadata(loads),
         }
         if len(results) == 1:
             metadata["preview"] = MetadataValue.md(warehouse.preview_markdown(table, results[0][1].filename))

@@ -72,7 +72,8 @@ def test_a_run_killed_during_the_silver_write_leaves_silver_as_it_was_and_a_reru
     proc = subprocess.Popen(
         [str(BIN / "dagster"), "asset", "materialize", "-m", "taxi_platform.definitions",
          "--select", "silver/yellow_tripdata", "--partition", "2019-01"],
-        env=_env(platform_env, TAXI_FAULT_HANG_AT="silver", TAXI_FAULT_MARKER=str(marker)),
+        env=_env(platform_env, TAXI_FAULT_HANG_AT="silver", TAXI_FAULT_MARKER=str(marker),
+                 TAXI_FORCE_RELOAD="1"),  # an unchanged month would not be written at all
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.monotonic() + 300
