@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint lock clean gx-suites
+.PHONY: install demo test dev lint lock clean gx-suites dbt-manifest bench browser
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ demo: install  ## materialize every asset for three months from an offline sampl
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/taxi-platform demo
 
-test: install  ## the whole suite: unit, integration, end-to-end
+# The browser tests drive Debian's Chromium (a test tool's own browser download fails offline).
+browser:  ## Debian's chromium for the browser tests, installed when missing (needs root, as in CI)
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+test: install browser  ## the whole suite: unit, integration, end-to-end
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -36,11 +40,19 @@ dev: install  ## Dagster UI and daemon on http://127.0.0.1:3000
 	  cp dagster.dev.yaml $(DAGSTER_HOME)/dagster.yaml; \
 	  echo "instance: SQLite in $(DAGSTER_HOME) (dagster.dev.yaml; set DAGSTER_PG_HOST for PostgreSQL)"; \
 	fi; \
-	mkdir -p "$${TAXI_LANDING_DIR:-$${TAXI_DATA_DIR:-data}/landing}"; \
+	case "$${TAXI_LANDING_DIR:-}" in gs://*) ;; *) mkdir -p "$${TAXI_LANDING_DIR:-$${TAXI_DATA_DIR:-data}/landing}";; esac; \
 	exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 gx-suites: install  ## (re)write the Great Expectations suites, checkpoints and data source in gx/
 	$(BIN)/python -m taxi_platform.checks.gx_suites
+
+# Deployments load the code location without running dbt: build the manifest into the image.
+# (A development load parses by itself when dbt_project/target/manifest.json is missing or stale.)
+dbt-manifest: install  ## parse the dbt project into dbt_project/target/manifest.json
+	$(BIN)/python -m taxi_platform.dbt_project
+
+bench: install  ## benchmarks at the size of a real month; rewrites benchmarks/RESULTS.md
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check taxi_platform tests
