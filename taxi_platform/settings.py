@@ -19,6 +19,7 @@ Switch backends and locations with these variables, never with code edits:
 | GCP_BUCKET_NAME | - | the lake bucket (required for TAXI_LAKE=gcs) |
 | GCP_DATASET | taxi | BigQuery dataset prefix: `<GCP_DATASET>_bronze`, `<GCP_DATASET>_silver` |
 | TAXI_BIGQUERY_API_ENDPOINT | (Google's) | a BigQuery emulator's URL (anonymous credentials then) |
+| TAXI_BIGQUERY_BRONZE_VIA | load | `load`: a load job copies the GCS object into a staging table; `external`: an external table over the object (the old 08_gcp_taxi flow) |
 | GOOGLE_APPLICATION_CREDENTIALS | - | service-account key file (read by the Google client libraries themselves) |
 
 Automation settings (schedules, sensors, alerts) are read by taxi_platform/schedules.py and
@@ -50,6 +51,7 @@ class Settings:
     gcp_bucket_name: str = ""
     gcp_dataset: str = "taxi"
     bigquery_api_endpoint: str = ""
+    bigquery_bronze_via: str = "load"
 
     @property
     def raw_dir(self) -> Path:
@@ -79,6 +81,7 @@ class Settings:
             gcp_bucket_name=env.get("GCP_BUCKET_NAME") or "",
             gcp_dataset=env.get("GCP_DATASET") or "taxi",
             bigquery_api_endpoint=env.get("TAXI_BIGQUERY_API_ENDPOINT") or "",
+            bigquery_bronze_via=(env.get("TAXI_BIGQUERY_BRONZE_VIA") or "load").lower(),
         )
 
 

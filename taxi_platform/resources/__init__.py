@@ -36,7 +36,7 @@ def build_warehouse(settings: Settings) -> WarehouseResource:
             project=settings.gcp_project_id, location=settings.gcp_location,
             dataset=settings.gcp_dataset,
             bucket=settings.gcp_bucket_name if settings.lake == "gcs" else "",
-            api_endpoint=settings.bigquery_api_endpoint)
+            api_endpoint=settings.bigquery_api_endpoint, bronze_via=settings.bigquery_bronze_via)
     raise ValueError(
         f"TAXI_WAREHOUSE={settings.warehouse!r} is not a warehouse this build knows "
         "(use: duckdb, postgres, bigquery)")

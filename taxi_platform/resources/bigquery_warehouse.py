@@ -202,6 +202,9 @@ class BigQueryWarehouseResource(WarehouseResource):
     bucket: str = Field(default="", description="GCP_BUCKET_NAME: the lake the load jobs read")
     lake_prefix: str = Field(default="", description="object name prefix in the bucket")
     api_endpoint: str = Field(default="", description="BigQuery API endpoint (an emulator); empty: Google's")
+    bronze_via: str = Field(default="load", description=(
+        "TAXI_BIGQUERY_BRONZE_VIA: 'load' (a load job copies the GCS object into a staging table) or "
+        "'external' (an external table over the object, as the old 08_gcp_taxi flow did)"))
 
     @property
     def name(self) -> str:
@@ -319,6 +322,22 @@ class BigQueryWarehouseResource(WarehouseResource):
         return f"gs://{self.bucket}/{self.lake_prefix}{schema.colour}/{filename}"
 
     # -- bronze --------------------------------------------------------------------------
+    @staticmethod
+    def external_table(table_id: str, uri: str, schema: TripSchema):
+        """An external table over the CSV object at ``uri``: every column STRING, header skipped."""
+        from google.cloud import bigquery
+
+        config = bigquery.ExternalConfig("CSV")
+        config.source_uris = [uri]
+        config.schema = [bigquery.SchemaField(c, "STRING") for c in schema.sql_names]
+        config.max_bad_records = 0
+        config.compression = "GZIP" if uri.endswith(".gz") else None
+        config.options.skip_leading_rows = 1
+        config.options.allow_quoted_newlines = True
+        table = bigquery.Table(table_id)
+        table.external_data_configuration = config
+        return table
+
     def load_bronze(self, schema: TripSchema, partition: str, filename: str, path: str,
                     max_quarantine_fraction: float = 0.01) -> BronzeResult:
         from google.api_core.exceptions import BadRequest
@@ -337,20 +356,25 @@ class BigQueryWarehouseResource(WarehouseResource):
         uri = path if str(path).startswith("gs://") else self.source_uri(schema, filename)
         try:
             try:
-                if uri:
+                if uri and self.bronze_via == "external":
+                    client.create_table(self.external_table(staging, uri, schema))  # read in place
+                    job = None
+                elif uri:
                     job = client.load_table_from_uri(uri, staging, job_config=config)
                 else:
                     with open(path, "rb") as handle:
                         job = client.load_table_from_file(handle, staging, job_config=config)
-                job.result()
+                if job is not None:
+                    job.result()
+                any_bad = " OR ".join(f"({untypable_sql(c.sql_name, c.type)})" for c in schema.columns)
+                # An external table reads the object here: a broken file fails at this query.
+                rows, bad = next(iter(self._run(
+                    f"SELECT COUNT(*), COUNTIF({any_bad}) FROM `{staging}`", client=client)))
             except BadRequest as exc:
                 raise BadInputError(
                     f"{filename} (partition {partition}) could not be loaded into bronze.{schema.table}: "
                     f"{exc.message}. The file is probably truncated or malformed: re-materialize its "
                     "raw and lake assets.", file=filename, partition=partition) from exc
-            any_bad = " OR ".join(f"({untypable_sql(c.sql_name, c.type)})" for c in schema.columns)
-            rows, bad = next(iter(self._run(
-                f"SELECT COUNT(*), COUNTIF({any_bad}) FROM `{staging}`", client=client)))
             if rows == 0:
                 raise BadInputError(
                     f"{filename} (partition {partition}) has a header but no trip rows; the previous "

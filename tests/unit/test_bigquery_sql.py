@@ -107,3 +107,24 @@ def test_taxi_warehouse_bigquery_reads_kestras_settings_and_the_gcs_lake_bucket(
         "zoomcamp_bronze", "zoomcamp_silver", "EU")
     assert warehouse.source_uri(YELLOW, "yellow_tripdata_2019-01.csv.gz") == (
         "gs://b/yellow/yellow_tripdata_2019-01.csv.gz")
+
+
+def test_the_external_table_option_reads_the_gzipped_object_in_place_as_text_columns():
+    from taxi_platform.resources.bigquery_warehouse import BigQueryWarehouseResource
+
+    uri = "gs://taxi-lake/yellow/yellow_tripdata_2019-01.csv.gz"
+    table = BigQueryWarehouseResource.external_table("p.taxi_bronze._load_x", uri, YELLOW)
+    config = table.external_data_configuration
+    assert config.source_format == "CSV" and config.source_uris == [uri]
+    assert config.compression == "GZIP" and config.options.skip_leading_rows == 1
+    assert [(f.name, f.field_type) for f in config.schema] == [(c, "STRING") for c in YELLOW.sql_names]
+    assert config.max_bad_records == 0
+
+
+def test_the_bronze_load_way_comes_from_the_environment():
+    from taxi_platform.resources import build_warehouse
+    from taxi_platform.settings import Settings
+
+    env = {"TAXI_WAREHOUSE": "bigquery", "TAXI_BIGQUERY_BRONZE_VIA": "external"}
+    assert build_warehouse(Settings.from_env(env)).bronze_via == "external"
+    assert build_warehouse(Settings.from_env({"TAXI_WAREHOUSE": "bigquery"})).bronze_via == "load"
