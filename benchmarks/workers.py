@@ -69,12 +69,16 @@ def _materialization_metadata(result) -> dict[str, dict]:
 
 
 def _materialize(assets, *, partition_key=None, selection=None, tags=None) -> dict:
-    """One in-process Dagster run (ephemeral instance), timed; raises when it fails."""
+    """One in-process Dagster run, timed; raises when it fails. The instance lives in the data
+    dir (``<TAXI_DATA_DIR>/.dagster_home``), as a deployment's does: a first load (fresh data dir)
+    starts with no history, and a re-run sees the runs before it, so it can skip unchanged months."""
     from dagster import DagsterInstance, materialize
 
     from taxi_platform.resources import resources_from_env
 
-    instance = DagsterInstance.ephemeral()
+    home = Path(os.environ["TAXI_DATA_DIR"]) / ".dagster_home"
+    home.mkdir(parents=True, exist_ok=True)
+    instance = DagsterInstance.local_temp(tempdir=str(home))
     resources = resources_from_env()
     began = time.perf_counter()
     result = materialize(assets, selection=selection, partition_key=partition_key, tags=tags,
@@ -100,7 +104,9 @@ def dagster_month(p: dict) -> dict:
     out = _materialize(ingest_assets, partition_key=p["month"], selection=keys)
     lake = out["assets"].get(f"lake/{COLOUR_TABLE}", {})
     silver = out["assets"].get(f"silver/{COLOUR_TABLE}", {})
-    out.update(lake_unchanged=lake.get("unchanged"), rows_in=silver.get("rows_in"),
+    bronze = out["assets"].get(f"bronze/{COLOUR_TABLE}", {})
+    out.update(lake_unchanged=lake.get("unchanged"), bronze_unchanged=bronze.get("unchanged"),
+               silver_unchanged=silver.get("unchanged"), rows_in=silver.get("rows_in"),
                rows_out=silver.get("dagster/row_count"))
     return out
 
