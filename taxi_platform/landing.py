@@ -17,8 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from taxi_platform.files import CHUNK as _CHUNK
-from taxi_platform.files import atomic_path
+from taxi_platform.files import CHUNK, atomic_path, sha256_of
 
 GCS_SCHEME = "gs://"
 
@@ -114,17 +113,16 @@ def landed_exists(uri: str, project: str = "") -> bool:
 def fetch_landed(uri: str, target: Path, project: str = "") -> tuple[int, str]:
     """Copy the landed file at ``uri`` to ``target`` (which appears only when complete);
     returns ``(size, sha256)``."""
-    digest, size = hashlib.sha256(), 0
     with atomic_path(target) as tmp:
         if uri.startswith(GCS_SCHEME):
             bucket, name = split_gcs_uri(uri)
             # The client checks the download against the CRC32C that GCS keeps for the object.
             _gcs_client(project).bucket(bucket).blob(name).download_to_filename(str(tmp))
-        else:
-            with open(uri, "rb") as src, open(tmp, "wb") as out:
-                out.writelines(iter(lambda: src.read(_CHUNK), b""))
-        with open(tmp, "rb") as copied:
-            for block in iter(lambda: copied.read(_CHUNK), b""):
+            return tmp.stat().st_size, sha256_of(tmp)
+        digest, size = hashlib.sha256(), 0
+        with open(uri, "rb") as src, open(tmp, "wb") as out:  # one pass: copy and hash
+            for block in iter(lambda: src.read(CHUNK), b""):
                 digest.update(block)
+                out.write(block)
                 size += len(block)
     return size, digest.hexdigest()

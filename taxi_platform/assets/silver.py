@@ -1,5 +1,6 @@
 """silver/<colour>_tripdata: typed, keyed by unique_row_id, deduplicated, one month per file."""
 
+from dataclasses import asdict, fields
 
 from dagster import (
     AssetCheckResult,
@@ -84,9 +85,8 @@ def build_silver_asset(schema: TripSchema):
                 counts={"rows_out": table, "rows_quarantined": f"{table}_quarantine"},
                 other_months_matter=True)
             if load:
-                r = SilverResult(filename, load["rows_in"], load["rows_out"], load["duplicates_collapsed"],
-                                 load["duplicates_in_other_files"], load["rows_quarantined"],
-                                 [tuple(x) for x in load["quarantine_reasons"]], load["pickups_outside_month"])
+                recorded = {f.name: load[f.name] for f in fields(SilverResult)}
+                r = SilverResult(**{**recorded, "quarantine_reasons": [tuple(x) for x in recorded["quarantine_reasons"]]})
                 context.log.info(f"{filename}: unchanged ({r.rows_out:,} rows in {table}, built from the "
                                  "same bronze file, no other month written since): not rebuilt")
             else:
@@ -96,12 +96,8 @@ def build_silver_asset(schema: TripSchema):
                 context.log.info(
                     f"{filename}: {r.rows_in:,} rows in, {r.rows_out:,} in {table}, "
                     f"{r.duplicates_collapsed} duplicates collapsed, {r.rows_quarantined} quarantined")
-            loads[filename] = {
-                "sha256": bronze_sha256, "warehouse": warehouse_identity(warehouse), "rows_in": r.rows_in,
-                "rows_out": r.rows_out, "duplicates_collapsed": r.duplicates_collapsed,
-                "duplicates_in_other_files": r.duplicates_in_other_files,
-                "rows_quarantined": r.rows_quarantined, "pickups_outside_month": r.pickups_outside_month,
-                "quarantine_reasons": [list(x) for x in r.quarantine_reasons], "unchanged": load is not None}
+            loads[filename] = {**asdict(r), "sha256": bronze_sha256, "warehouse": warehouse_identity(warehouse),
+                               "unchanged": load is not None}
             results.append((month, r))
 
         duplicated = warehouse.query(
