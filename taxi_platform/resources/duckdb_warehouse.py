@@ -45,15 +45,34 @@ def _typed(column: str, kind: str) -> str:
     return f"TRY_CAST({column} AS {_SQL_TYPES[kind]})"
 
 
+def _key_amount(column: str) -> str:
+    """An amount as hashed into unique_row_id, from the landed text through DECIMAL: rounds half
+    away from zero, as PostgreSQL's numeric and BigQuery's NUMERIC do, and DECIMAL has no
+    negative zero. DECIMAL(18, 4) is a 64-bit integer, several times faster than
+    DECIMAL(38, 4), which is kept for amounts too large for it."""
+    raw = f'"{column}__raw"'
+    return (f"coalesce(CAST(round(TRY_CAST({raw} AS DECIMAL(18, 4)), 2) AS DECIMAL(18, 2))::VARCHAR, "
+            f"CAST(round(TRY_CAST({raw} AS DECIMAL(38, 4)), 2) AS DECIMAL(38, 2))::VARCHAR, '')")
+
+
 def _key_text(column: str, kind: str) -> str:
-    """A key column as the text hashed into unique_row_id (from the typed temp table)."""
+    """A key column as the text hashed into unique_row_id (from the typed columns, and the
+    landed text of amounts)."""
     if kind == TIMESTAMP:
         return f"coalesce(strftime({column}, '%Y-%m-%d %H:%M:%S'), '')"
     if column in _KEY_AMOUNTS:
-        # From the landed text through DECIMAL: rounds half away from zero, as PostgreSQL's
-        # numeric and BigQuery's NUMERIC do, and DECIMAL has no negative zero.
-        return f"coalesce(CAST(round({column}__dec, 2) AS DECIMAL(38, 2))::VARCHAR, '')"
+        return _key_amount(column)
     return f"coalesce(CAST({column} AS VARCHAR), '')"
+
+
+def _key_value(column: str, kind: str) -> str:
+    """A key column as a value that is equal exactly when its key text is (cheaper than the
+    text: timestamps to the second, as the text has them)."""
+    if kind == TIMESTAMP:
+        return f"date_trunc('second', {column})"
+    if column in _KEY_AMOUNTS:
+        return _key_amount(column)
+    return column
 
 
 class DuckDBWarehouseResource(WarehouseResource):
@@ -193,7 +212,9 @@ class DuckDBWarehouseResource(WarehouseResource):
         return [
             "CREATE SCHEMA IF NOT EXISTS silver",
             f"CREATE TABLE IF NOT EXISTS silver.{schema.table} "
-            f"(unique_row_id VARCHAR NOT NULL, filename VARCHAR NOT NULL, {typed})",
+            # md5 hex does not compress; DuckDB's analysis of it cost more than the write itself.
+            f"(unique_row_id VARCHAR NOT NULL USING COMPRESSION uncompressed, "
+            f"filename VARCHAR NOT NULL, {typed})",
             f"CREATE TABLE IF NOT EXISTS silver.{schema.table}_quarantine "
             f"(filename VARCHAR, line_number BIGINT, reason VARCHAR, {raw})",
         ]
@@ -202,78 +223,106 @@ class DuckDBWarehouseResource(WarehouseResource):
                      max_quarantine_fraction: float = 0.01) -> SilverResult:
         bronze, silver = f"bronze.{schema.table}", f"silver.{schema.table}"
         quarantine = f"silver.{schema.table}_quarantine"
-        typed_cols = ",\n  ".join(f'{_typed(c.sql_name, c.type)} AS "{c.sql_name}"' for c in schema.columns)
-        decimals = ",\n  ".join(f"TRY_CAST({c} AS DECIMAL(38, 4)) AS {c}__dec" for c in _KEY_AMOUNTS)
-        raw_cols = ",\n  ".join(f'"{c}" AS "{c}__raw"' for c in schema.sql_names)
-        # One reason per column that has text but no typed value.
-        reasons = ", ".join(
-            f"CASE WHEN {c}__raw IS NOT NULL AND trim({c}__raw) <> '' AND {c} IS NULL "
-            f"THEN '{c}: cannot read ''' || {c}__raw || ''' as {_SQL_TYPES[t]}' END"
-            for c, t in ((col.sql_name, col.type) for col in schema.columns))
-        key = " || '|' || ".join(_key_text(c, schema.column(c).type) for c in schema.key_columns)
+        typed_cols = ", ".join(f'{_typed(c.sql_name, c.type)} AS "{c.sql_name}"' for c in schema.columns)
+        raw_cols = ", ".join(f'"{c}" AS "{c}__raw"' for c in schema.sql_names)
+        # Typed from bronze in a subquery, so each cast is written once and both the filter
+        # (text present but no typed value) and the key read it.
+        def typed_from(condition: str = "true") -> str:
+            return (f"(SELECT bronze.rowid AS bronze_rowid, {typed_cols}, {raw_cols} "
+                    f"FROM {bronze} AS bronze WHERE filename = ? AND {condition})")
+        typed_from_bronze = typed_from()
+        untypable = [f'("{c.sql_name}" IS NULL AND "{c.sql_name}__raw" IS NOT NULL '
+                     f"AND trim(\"{c.sql_name}__raw\") <> '')" for c in schema.columns if c.type != TEXT]
+        any_untypable = " OR ".join(untypable)
+        key = ", ".join(_key_text(c, schema.column(c).type) for c in schema.key_columns)
+        key_values = ", ".join(_key_value(c, schema.column(c).type) for c in schema.key_columns)
+        # The rows that can be typed, with the text their unique_row_id is the md5 of.
+        keyed = (f"(SELECT concat_ws('|', {key}) AS key_text, * FROM {typed_from_bronze} "
+                 f"WHERE NOT ({any_untypable}))")
         silver_cols = ", ".join(f'"{c}"' for c in schema.sql_names)
-        raw_select = ", ".join(f'"{c}__raw"' for c in schema.sql_names)
+        pickup = f'"{schema.pickup}"'
         start, end = month_bounds(partition)
         log = get_dagster_logger()
 
         with self.connect() as conn:
             for ddl in self._silver_ddl(schema):
                 conn.execute(ddl)
-            landed = conn.execute(
+            rows_in = conn.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'bronze' "
                 "AND table_name = ?", [schema.table]).fetchone()[0] and conn.execute(
                 f"SELECT count(*) FROM {bronze} WHERE filename = ?", [filename]).fetchone()[0]
-            if not landed:
+            if not rows_in:
                 raise BadInputError(
                     f"{filename} (partition {partition}) is not in {bronze}: materialize "
                     f"bronze/{schema.table} for {partition} first (select '*silver/{schema.table}' "
                     "to run the upstream layers in the same run).", file=filename, partition=partition)
             conn.execute("BEGIN TRANSACTION")
             try:
-                # Type once, in file order (bronze keeps insertion order: rowid is file order).
+                # Pass 1 (no text built): the rows that can be typed, with a 64-bit hash of
+                # their key's typed values. Equal key text means equal hash, so the few repeated
+                # hashes are the only candidates for duplicates.
                 conn.execute(f"""
-                    CREATE OR REPLACE TEMP TABLE _typed AS
-                    SELECT *, NULLIF(concat_ws('; ', {reasons}), '') AS reason FROM (
-                      SELECT row_number() OVER (ORDER BY rowid) + 1 AS line_number,
-                      {typed_cols},
-                      {decimals},
-                      {raw_cols}
-                      FROM {bronze} WHERE filename = ?)""", [filename])
-                rows_in, bad = conn.execute(
-                    "SELECT count(*), count(reason) FROM _typed").fetchone()
+                    CREATE OR REPLACE TEMP TABLE _keys AS
+                    SELECT bronze_rowid, hash({key_values}) AS key_hash, {pickup} AS pickup
+                    FROM {typed_from_bronze} WHERE NOT ({any_untypable})""", [filename])
+                good, lo, hi = conn.execute("SELECT count(*), min(pickup), max(pickup) FROM _keys").fetchone()
+                bad = rows_in - good
                 reasons_summary = self._untypable_by_column(conn, schema, bronze, filename) if bad else []
-                if rows_in and bad / rows_in > max_quarantine_fraction:
+                if bad / rows_in > max_quarantine_fraction:
                     raise _too_many_untypable(schema, partition, filename, rows_in, bad,
                                               reasons_summary, max_quarantine_fraction)
                 conn.execute(f"DELETE FROM {quarantine} WHERE filename = ?", [filename])
-                conn.execute(f"INSERT INTO {quarantine} SELECT ?, line_number, reason, {raw_select} "
-                             "FROM _typed WHERE reason IS NOT NULL", [filename])
-                conn.execute(f"DELETE FROM {silver} WHERE filename = ?", [filename])
-                # Hash once; keep the first of each id in file order.
+                if bad:  # the rare case: find the lines and say why, column by column
+                    reasons = ", ".join(
+                        f"CASE WHEN {cond} THEN '{c.sql_name}: cannot read ''' || \"{c.sql_name}__raw\" "
+                        f"|| ''' as {_SQL_TYPES[c.type]}' END"
+                        for c, cond in zip([c for c in schema.columns if c.type != TEXT], untypable))
+                    raw_select = ", ".join(f'"{c}__raw"' for c in schema.sql_names)
+                    conn.execute(f"""
+                        INSERT INTO {quarantine}
+                        SELECT ?, line_number, reason, {raw_select} FROM (
+                          SELECT row_number() OVER (ORDER BY bronze_rowid) + 1 AS line_number,
+                                 NULLIF(concat_ws('; ', {reasons}), '') AS reason, *
+                          FROM {typed_from_bronze})
+                        WHERE reason IS NOT NULL ORDER BY line_number""", [filename, filename])
+                # The same key twice in the file: keep the first in file order (exact, on the
+                # key text of the candidates). Found before the insert, because deleting rows a
+                # transaction has just written makes DuckDB rewrite them at commit.
                 conn.execute(f"""
-                    CREATE OR REPLACE TEMP TABLE _keyed AS
-                    SELECT md5({key}) AS unique_row_id, line_number, {silver_cols}
-                    FROM _typed WHERE reason IS NULL""")
-                distinct = conn.execute("SELECT count(DISTINCT unique_row_id) FROM _keyed").fetchone()[0]
-                good = rows_in - bad
-                # An id already owned by an earlier month's file stays there (whatever the
-                # load order); a later file holding one of ours gives it up.
-                lo, hi = conn.execute(
-                    f'SELECT min("{schema.pickup}"), max("{schema.pickup}") FROM _keyed').fetchone()
-                others = (f"SELECT unique_row_id, filename FROM {silver} WHERE filename <> ? "
-                          f'AND "{schema.pickup}" BETWEEN ? AND ?')
+                    CREATE OR REPLACE TEMP TABLE _later_duplicates AS
+                    SELECT bronze_rowid FROM (
+                      SELECT bronze_rowid, concat_ws('|', {key}) AS key_text FROM {typed_from(
+                        "rowid IN (SELECT bronze_rowid FROM _keys WHERE key_hash IN ("
+                        "SELECT key_hash FROM _keys GROUP BY 1 HAVING count(*) > 1))")})
+                    QUALIFY row_number() OVER (PARTITION BY key_text ORDER BY bronze_rowid) > 1""",
+                    [filename])
+                collapsed = conn.execute("SELECT count(*) FROM _later_duplicates").fetchone()[0]
+                distinct = good - collapsed
+                conn.execute(f"DELETE FROM {silver} WHERE filename = ?", [filename])
+                # Pass 2, the one that writes: type, hash, insert. An id already owned by an
+                # earlier month's file stays there (whatever the load order), so it is left out.
+                # The insert keeps bronze's order: silver's rowid order is file order.
+                owned_earlier = conn.execute(
+                    f"SELECT count(*) FROM {silver} WHERE filename < ? AND {pickup} BETWEEN ? AND ?",
+                    [filename, lo, hi]).fetchone()[0]
                 conn.execute(f"""
                     INSERT INTO {silver}
-                    SELECT unique_row_id, ? AS filename, {silver_cols} FROM _keyed k
-                    WHERE NOT EXISTS (SELECT 1 FROM ({others}) o
-                                      WHERE o.unique_row_id = k.unique_row_id AND o.filename < ?)
-                    QUALIFY row_number() OVER (PARTITION BY unique_row_id ORDER BY line_number) = 1
-                    ORDER BY line_number""", [filename, filename, lo, hi, filename])
-                conn.execute(f"""
-                    DELETE FROM {silver} WHERE filename > ? AND "{schema.pickup}" BETWEEN ? AND ?
-                    AND unique_row_id IN (SELECT unique_row_id FROM _keyed)""", [filename, lo, hi])
+                    SELECT unique_row_id, ?, {silver_cols} FROM (
+                      SELECT md5(key_text) AS unique_row_id, * FROM {keyed}
+                      WHERE bronze_rowid NOT IN (SELECT bronze_rowid FROM _later_duplicates)) k
+                    {f'''WHERE unique_row_id NOT IN (SELECT unique_row_id FROM {silver}
+                          WHERE filename < ? AND {pickup} BETWEEN ? AND ?)''' if owned_earlier else ''}""",
+                    [filename, filename] + ([filename, lo, hi] if owned_earlier else []))
+                # A later month's file holding one of ours gives it up.
+                if conn.execute(f"SELECT count(*) FROM {silver} WHERE filename > ? AND {pickup} "
+                                "BETWEEN ? AND ?", [filename, lo, hi]).fetchone()[0]:
+                    conn.execute(f"""
+                        DELETE FROM {silver} WHERE filename > ? AND {pickup} BETWEEN ? AND ?
+                        AND unique_row_id IN (SELECT unique_row_id FROM {silver} WHERE filename = ?)""",
+                        [filename, lo, hi, filename])
+                conn.execute("DROP TABLE _keys; DROP TABLE _later_duplicates")
                 rows_out, outside = conn.execute(
-                    f'SELECT count(*), count(*) FILTER (WHERE "{schema.pickup}" < ? OR "{schema.pickup}" >= ?) '
+                    f"SELECT count(*), count(*) FILTER (WHERE {pickup} < ? OR {pickup} >= ?) "
                     f"FROM {silver} WHERE filename = ?", [start, end, filename]).fetchone()
                 _fault_point("silver")
                 conn.execute("COMMIT")
@@ -284,7 +333,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             log.warning(f"{filename}: {bad} rows quarantined in {quarantine}")
         return SilverResult(
             filename=filename, rows_in=rows_in, rows_out=rows_out,
-            duplicates_collapsed=good - distinct, duplicates_in_other_files=distinct - rows_out,
+            duplicates_collapsed=collapsed, duplicates_in_other_files=distinct - rows_out,
             rows_quarantined=bad, quarantine_reasons=reasons_summary,
             pickups_outside_month=outside)
 
