@@ -190,7 +190,8 @@ class DuckDBWarehouseResource(WarehouseResource):
                         file=filename, partition=partition)
                 # The typing gate runs here too, so a file silver would refuse never replaces
                 # a good month in bronze either.
-                self._gate_untypable(conn, schema, partition, filename, table, max_quarantine_fraction)
+                self._gate_untypable(conn, schema, partition, filename, table, rows,
+                                     max_quarantine_fraction)
                 _fault_point("bronze")
                 conn.execute("COMMIT")
             except duckdb.Error as exc:
@@ -349,12 +350,14 @@ class DuckDBWarehouseResource(WarehouseResource):
                 for i, c in enumerate(schema.columns) if row[2 * i]]
 
     def _gate_untypable(self, conn, schema: TripSchema, partition: str, filename: str, bronze: str,
-                        max_fraction: float) -> None:
-        """Fail (inside the caller's transaction) when too many rows cannot be typed."""
-        any_bad = " OR ".join(f"({_untypable(c.sql_name, c.type)})" for c in schema.columns)
-        rows, bad = conn.execute(
-            f"SELECT count(*), count(*) FILTER (WHERE {any_bad}) FROM {bronze} WHERE filename = ?",
-            [filename]).fetchone()
+                        rows: int, max_fraction: float) -> None:
+        """Fail (inside the caller's transaction) when too many of the file's ``rows`` cannot be
+        typed."""
+        any_bad = " OR ".join(f"({_untypable(c.sql_name, c.type)})" for c in schema.columns
+                              if c.type != TEXT)
+        # A WHERE, not count(*) FILTER: DuckDB evaluates a filter's conditions adaptively.
+        bad = conn.execute(f"SELECT count(*) FROM {bronze} WHERE filename = ? AND ({any_bad})",
+                           [filename]).fetchone()[0]
         if rows and bad / rows > max_fraction:
             raise _too_many_untypable(schema, partition, filename, rows, bad,
                                       self._untypable_by_column(conn, schema, bronze, filename), max_fraction)
@@ -364,7 +367,8 @@ def _untypable(column: str, kind: str) -> str:
     """SQL: true when the landed text of ``column`` is present but cannot become ``kind``."""
     if kind == TEXT:
         return "false"
-    return f"({column} IS NOT NULL AND trim({column}) <> '' AND {_typed(column, kind)} IS NULL)"
+    # The cast first: it almost never fails, so trim() runs on a handful of values, not all.
+    return f"({_typed(column, kind)} IS NULL AND {column} IS NOT NULL AND trim({column}) <> '')"
 
 
 def _too_many_untypable(schema, partition, filename, rows, bad, by_column, max_fraction) -> BadInputError:
