@@ -3,8 +3,10 @@
 - ``bronze/<colour>_tripdata`` -> ``gx_bronze_suite``: blocking. An exact expectation failing
   (the column contract, an empty month, timestamps that do not read as timestamps) fails it at
   ERROR and silver does not run for that month in the same run.
-- ``silver/<colour>_tripdata`` -> ``gx_silver_suite``: ERROR for exact rules (unique_row_id,
-  codes and zone ids), WARN for the ``mostly`` ones (stray pickups, negative fares, …).
+- ``silver/<colour>_tripdata`` -> ``gx_silver_suite``: ERROR for exact rules (unique_row_id
+  present, codes and zone ids), WARN for the ``mostly`` ones (stray pickups, negative fares, …).
+  That unique_row_id is unique is the silver asset's own check ``unique_row_id_is_unique``
+  (the whole table, every materialization), not counted again here.
 - ``gold/fct_trips`` -> ``gx_gold_suite``: ERROR for exact rules on the partition's rows (both
   colours' files of the month): trip_id not null, (service_type, trip_id) unique.
 - ``marts/dm_monthly_zone_revenue`` -> ``gx_marts_suite`` (unpartitioned, like the mart): ERROR

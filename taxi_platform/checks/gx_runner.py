@@ -6,11 +6,20 @@ on the table, in the warehouse: :func:`validate_month`), the rows of a partition
 GX computes every metric in SQL, so nothing is pulled into pandas and a 7-million-row month
 validates in seconds. Only the handful of unexpected values shown in the metadata leave the
 warehouse (for a SQL rule, the rows its query returned).
+
+Two passes, the second only when something failed: the checkpoint asks for unexpected counts
+only (no examples: a passing expectation would otherwise cost one more scan of the batch to find
+nothing), then :func:`_with_examples` validates the failed column expectations again on the same
+batch for :data:`EXAMPLES` unexpected values each, shown in the check's description and metadata.
+The stored validation result (Data Docs) has the counts and shares of the first pass.
 """
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import json
+import logging
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,11 +28,11 @@ from typing import Any
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from taxi_platform.checks.gx_context import DATA_DOCS_SITE
-from taxi_platform.checks.gx_suites import BY_FILE, WHOLE_TABLE, Suite
+from taxi_platform.checks.gx_suites import BY_FILE, EXAMPLES, WHOLE_TABLE, Suite
 from taxi_platform.partitions import month_bounds
 from taxi_platform.schemas import SCHEMAS, TripSchema
 
-EXAMPLES = 5  # unexpected values shown per failed expectation
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -105,7 +114,8 @@ def _short(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def _failure(result) -> FailedExpectation:
+def _failure(result, examples: list | None = None) -> FailedExpectation:
+    """``examples``: the unexpected values found by the second pass (:func:`_with_examples`)."""
     config = result.expectation_config
     kwargs = config.kwargs
     column = kwargs.get("column") or (
@@ -128,7 +138,8 @@ def _failure(result) -> FailedExpectation:
     if config.type == "expect_table_columns_to_match_ordered_list" and details.get("mismatched"):
         observed = {"columns": observed, "mismatched": details["mismatched"]}
     percent = r.get("unexpected_percent")
-    unexpected_count, examples = r.get("unexpected_count"), r.get("partial_unexpected_list")
+    unexpected_count = r.get("unexpected_count")
+    examples = examples or r.get("partial_unexpected_list")
     if config.type == "unexpected_rows_expectation":  # a SQL rule: the rows its query returned
         unexpected_count = observed if isinstance(observed, int) else None
         examples = details.get("unexpected_rows")
@@ -187,9 +198,11 @@ def _run_checkpoint(context, suite: Suite, month: str | None, batch_label: str,
             "batch", None, "critical", "", error=f"{missing}: "
             f"materialize {suite.schema_name}/{suite.table_name}{what} first")],
             time.monotonic() - began)
-    seconds = time.monotonic() - began
     (identifier, validation), = result.run_results.items()
-    failures = [_failure(r) for r in validation.results if not r.success]
+    failed = [r for r in validation.results if not r.success]
+    examples = _with_examples(checkpoint, batch_parameters, parameters, failed)
+    failures = [_failure(r, examples.get(_key(r))) for r in failed]
+    seconds = time.monotonic() - began
     row_count = next((r.result.get("observed_value") for r in validation.results
                       if r.expectation_config.type == "expect_table_row_count_to_be_between"), None)
     urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DATA_DOCS_SITE])
@@ -200,6 +213,46 @@ def _run_checkpoint(context, suite: Suite, month: str | None, batch_label: str,
         successful=int(stats.get("successful_expectations", 0)),
         failures=failures, seconds=round(seconds, 3),
         data_docs_url=urls[0]["site_url"] if urls else None, row_count=row_count)
+
+
+def _key(result) -> str:
+    """An expectation of a suite by its content (the second pass validates copies, without ids)."""
+    config = result.expectation_config
+    return f"{config.type}:{json.dumps(config.kwargs, sort_keys=True, default=str)}"
+
+
+def _wants_examples(result) -> bool:
+    """A failed column (map) expectation whose first pass counted unexpected rows but, with
+    no examples asked for, returned none of them."""
+    r = result.result or {}
+    return (bool(r.get("unexpected_count")) and not r.get("partial_unexpected_list")
+            and not (result.exception_info or {}).get("raised_exception"))
+
+
+def _with_examples(checkpoint, batch_parameters: dict | None, parameters: dict,
+                   failed: list) -> dict[str, list]:
+    """The second pass: up to EXAMPLES unexpected values of each failed column expectation,
+    by :func:`_key`, from the failed expectations alone validated again on the same batch
+    (nothing runs when every expectation passed). Examples are a help, not the verdict: if
+    fetching them fails, the failures are reported without."""
+    wanted = [r for r in failed if _wants_examples(r)]
+    if not wanted:
+        return {}
+    import great_expectations as gx
+
+    try:
+        (definition,) = checkpoint.validation_definitions
+        batch = definition.batch_definition.get_batch(batch_parameters=batch_parameters)
+        suite = gx.ExpectationSuite(name=f"{definition.suite.name}_examples", expectations=[
+            copy.copy(r.expectation_config.to_domain_obj()) for r in wanted])  # copies: no suite's
+        again = batch.validate(suite, result_format={"result_format": "SUMMARY",
+                                                     "partial_unexpected_count": EXAMPLES},
+                               expectation_parameters=parameters or None)
+    except Exception as error:  # noqa: BLE001  (the first pass's verdict stands)
+        log.warning("could not fetch the unexpected values of %s: %s", checkpoint.name, error)
+        return {}
+    return {_key(r): list((r.result or {}).get("partial_unexpected_list") or [])[:EXAMPLES]
+            for r in again.results}
 
 
 def _failures_markdown(outcomes: list[SuiteOutcome]) -> str:
