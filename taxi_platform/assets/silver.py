@@ -100,8 +100,7 @@ def build_silver_asset(schema: TripSchema):
                                "unchanged": load is not None}
             results.append((month, r))
 
-        duplicated = warehouse.query(
-            f"SELECT count(*) FROM (SELECT unique_row_id FROM {table} GROUP BY 1 HAVING count(*) > 1)")[0][0]
+        duplicated = warehouse.duplicated_values(table, "unique_row_id")
         quarantined = [(m, r) for m, r in results if r.rows_quarantined]
         quarantine_detail = "; ".join(
             f"{r.filename} (partition {m}): {r.rows_quarantined} rows, "

@@ -78,6 +78,11 @@ class WarehouseResource(ConfigurableResource):
     def preview_markdown(self, table: str, filename: str, limit: int = 5) -> str:
         raise NotImplementedError
 
+    def duplicated_values(self, table: str, column: str) -> int:
+        """How many values of ``column`` appear more than once in the whole ``table``."""
+        return self.query(f"SELECT count(*) FROM (SELECT {column} FROM {table} "
+                          "GROUP BY 1 HAVING count(*) > 1)")[0][0]
+
     def set_up(self) -> list[str]:
         """Create what the warehouse needs before a first load, if missing; returns what was
         done. Embedded and self-hosted warehouses create their schemas on the first load."""
