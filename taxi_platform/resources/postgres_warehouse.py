@@ -11,10 +11,22 @@ Same semantics as the DuckDB reference (``duckdb_warehouse.py``), in PostgreSQL'
   whose identity column ``line_number`` records file order (PostgreSQL keeps no insertion
   order, and silver keeps the first of each id *in file order*) and whose ``filename`` comes
   from a transaction-local setting. ``bronze.<table>`` is a view with exactly the file's
-  columns plus ``filename``: the same bronze contract as DuckDB.
+  columns plus ``filename``: the same bronze contract as DuckDB. A file's rows are found
+  through a BRIN index on ``filename`` (a b-tree entry per row cost a third of the COPY), and
+  the load analyzes ``filename`` so that scans of the new file are planned for its size.
 - silver: typed with quarantine, ``unique_row_id = md5(...)`` computed in SQL to the shared
   contract (amounts through ``numeric``: half away from zero, never ``-0.00``; timestamps by
   ``to_char``); ids unique table-wide (a unique index guards it).
+- typing, two ways with one result. The quick way (one pass: the typing gate, the types and the
+  md5 together) vouches only for values whose type it can prove cheaply: plain casts, and
+  timestamps that read back as exactly the text they came from. Any other value makes the
+  pass fail with a data exception, inside a savepoint; the month is then typed the careful way
+  (``pg_input_is_valid`` on every value, reasons for the quarantine), as before. Both ways give
+  the same types and ids for every value the quick way accepts.
+- silver's rows are deduplicated in one sort by id; a table holding no other file's rows (a
+  first load) gets them without its indexes, which are built again afterwards (much cheaper
+  than 7 million index insertions); otherwise they go in in id order, ``ON CONFLICT DO
+  NOTHING`` keeping the ids of earlier months' files.
 - every month's write is one transaction; two writers of the same month wait for each other
   on a transaction-level advisory lock (bronze: per table and file; silver: per table, since
   a month's ids may move between files), and a dropped connection rolls everything back.
@@ -52,6 +64,18 @@ _DECIMAL_SHAPE = r"'^\s*[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$'"
 _TIMESTAMP_SHAPE = r"'^\s*[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}'"
 _DDL_LOCK = "taxi_platform ddl"
 _COPY_CHUNK = 1 << 20
+# Settings of the load's own transaction (SET LOCAL): memory for the sort of a month's rows by
+# id (parallel workers get as much each) and for building silver's indexes after a first load;
+# a parallel plan for the typing pass, which the planner otherwise rejects because it counts
+# moving a row between processes dearer than typing it; ISO output for the timestamp
+# round-trip check (only the output part: the input order, DMY or MDY, stays the server's).
+_TRANSACTION_SETTINGS = {
+    "work_mem": "128MB",
+    "maintenance_work_mem": "256MB",
+    "parallel_tuple_cost": "0.001",
+    "datestyle": "ISO",
+}
+_QUICK = "taxi_quick_typing"  # the savepoint of the quick typing pass
 
 # Before PostgreSQL 16 (no pg_input_is_valid) a cast is tested by these functions instead.
 _FALLBACK_FUNCTIONS = {
@@ -101,6 +125,81 @@ def _untypable(column: str, kind: str, modern: bool = True) -> str:
     if kind == TEXT:
         return "false"
     return f"({column} IS NOT NULL AND trim({column}) <> '' AND {_typed(column, kind, modern)} IS NULL)"
+
+
+def _give_up(column: str, pg_type: str) -> str:
+    """SQL of type ``pg_type`` that fails with a data exception (division by zero) when it is
+    evaluated: how the quick typing pass gives up on a value it cannot vouch for. It reads
+    ``column`` (never NULL where it is used) so that the planner cannot evaluate it ahead."""
+    return f"(1 / (octet_length({column}) * 0))::text::{pg_type}"
+
+
+def _quick_typed(column: str, kind: str) -> str:
+    """The quick way to type: the landed text ``column`` as its silver type, equal to
+    :func:`_typed`'s value, or a data exception where that needs the careful way. NULL and ''
+    give NULL, and text the cast refuses raises. INTEGER: text both float8 and integer read
+    is a whole number in range (hex too) and they agree on it; float8 refuses the forms only
+    integer reads (1_000, 0o17, 0b1). TIMESTAMP: kept only when it prints back as exactly its
+    text (``YYYY-MM-DD HH:MM:SS``, DateStyle ISO, 19 characters: four-digit years), which has
+    ``_TIMESTAMP_SHAPE`` and which ``to_char`` gives back for the id; any other timestamp text
+    (a date alone, fractions of seconds, 'now') gives up."""
+    if kind == TEXT:
+        return column
+    if kind == DOUBLE:
+        return f"nullif({column}, '')::float8"
+    if kind == INTEGER:
+        return f"CASE WHEN nullif({column}, '')::float8 IS NOT NULL THEN {column}::integer END"
+    if kind == TIMESTAMP:
+        return (f"CASE WHEN nullif({column}, '') IS NULL THEN NULL "
+                f"WHEN octet_length({column}) = 19 AND {column}::timestamp::text = {column} "
+                f"THEN {column}::timestamp ELSE {_give_up(column, 'timestamp')} END")
+    raise ValueError(kind)
+
+
+def _quick_check(column: str, kind: str) -> str:
+    """:func:`_quick_typed` when only its failing matters (one cast per timestamp)."""
+    if kind != TIMESTAMP:
+        return _quick_typed(column, kind)
+    return (f"CASE WHEN nullif({column}, '') IS NULL THEN NULL "
+            f"WHEN octet_length({column}) = 19 AND {column}::timestamp::text = {column} "
+            f"THEN 0 ELSE {_give_up(column, 'integer')} END")
+
+
+def _quick_key_text(column: str, kind: str, modern: bool = True) -> str:
+    """A key column as hashed into unique_row_id, from its landed text, in a row that
+    :func:`_quick_typed` vouches for: the same text as :func:`key_text_sql` gives from
+    :func:`_typed`'s values. A timestamp's text is the landed text itself. An amount goes
+    through numeric from its text, directly when float8 reads it as a finite number below
+    1e30 and it is not hex (such text has ``_DECIMAL_SHAPE`` and fits numeric(38,4)), else
+    by :func:`_decimal`."""
+    if kind == TIMESTAMP:
+        return f"coalesce({column}, '')"
+    if column in _KEY_AMOUNTS:
+        dec = (f"CASE WHEN nullif({column}, '')::float8 BETWEEN '-1e30'::float8 AND '1e30'::float8 "
+               f"AND strpos({column}, 'x') = 0 AND strpos({column}, 'X') = 0 "
+               f"THEN {column}::numeric(38,4) ELSE {_decimal(column, modern)} END")
+        return f"coalesce(({dec})::numeric(38,2)::text, '')"  # rounds as round(, 2) does
+    if kind == INTEGER:
+        return f"coalesce(nullif({column}, '')::integer::text, '')"
+    raise ValueError(f"{column} ({kind}) is not a key column")
+
+
+def quick_gate_sql(schema: TripSchema, landed: str) -> str:
+    """SQL reading every value of the file's landed rows (``%s``: the filename) the quick
+    way: a data exception unless every value is typable or blank (no row is untypable)."""
+    checks = ", ".join(_quick_check(c.sql_name, c.type) for c in schema.columns if c.type != TEXT)
+    return f"SELECT count(*), min(num_nulls({checks})) FROM {landed} WHERE filename = %s"
+
+
+def quick_keyed_sql(schema: TripSchema, landed: str, modern: bool = True) -> str:
+    """The file's landed rows (``%s``: the filename) typed and hashed the quick way:
+    unique_row_id, line_number and the silver columns; a data exception where the careful
+    way is needed. One level, no subquery: the planner can run all of it in parallel workers
+    (a timestamp is read twice, which costs less than holding it in a subquery)."""
+    key = "md5(" + " || '|' || ".join(
+        _quick_key_text(c, schema.column(c).type, modern) for c in schema.key_columns) + ")"
+    typed = ", ".join(f"{_quick_typed(c.sql_name, c.type)} AS {c.sql_name}" for c in schema.columns)
+    return f'SELECT {key} COLLATE "C" AS unique_row_id, line_number, {typed} FROM {landed} WHERE filename = %s'
 
 
 def key_text_sql(column: str, kind: str) -> str:
@@ -253,12 +352,18 @@ class PostgresWarehouseResource(WarehouseResource):
                     "LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $f$ BEGIN "
                     f"PERFORM value::{target}; RETURN true; "
                     "EXCEPTION WHEN others THEN RETURN false; END $f$")
+            # Line numbers come to a COPY in blocks of 1000 (each block after the one before,
+            # so still in file order; gaps between loads do not matter).
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS {landed} ("
-                "line_number bigint GENERATED ALWAYS AS IDENTITY, "
+                "line_number bigint GENERATED ALWAYS AS IDENTITY (CACHE 1000), "
                 f"{text_cols}, filename text NOT NULL DEFAULT current_setting('taxi.filename'))")
-            cur.execute(f"CREATE INDEX IF NOT EXISTS {schema.table}_landed_file "
-                        f"ON {landed} (filename, line_number)")
+            # A file's rows are found through a BRIN index (min and max filename of each
+            # range of blocks): a COPY writes a file's rows together, so a range holds one
+            # file, or two at a boundary, and keeping the index costs a load almost nothing,
+            # where a b-tree entry for every row cost a third of the COPY. (Tables made by
+            # earlier versions keep their b-tree on (filename, line_number); both work.)
+            cur.execute(f"CREATE INDEX IF NOT EXISTS {_landed_brin(schema)} ON {landed} USING brin (filename)")
             cur.execute(f"COMMENT ON TABLE {landed} IS 'Rows of each file as landed, with their "
                         f"order in the file; read bronze.{schema.table}, the view over it.'")
             cur.execute(f"CREATE OR REPLACE VIEW bronze.{schema.table} AS "
@@ -266,13 +371,17 @@ class PostgresWarehouseResource(WarehouseResource):
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS silver.{schema.table} "
                 f"(unique_row_id text NOT NULL, filename text NOT NULL, {typed})")
-            cur.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {schema.table}_unique_row_id "
-                        f"ON silver.{schema.table} (unique_row_id)")
-            cur.execute(f"CREATE INDEX IF NOT EXISTS {schema.table}_filename "
-                        f"ON silver.{schema.table} (filename)")
+            for ddl in _silver_index_ddl(schema):
+                cur.execute(ddl)
             cur.execute(
                 f"CREATE TABLE IF NOT EXISTS silver.{schema.table}_quarantine "
                 f"(filename text, line_number bigint, reason text, {text_cols})")
+
+    @staticmethod
+    def _tune(cur) -> None:
+        """This transaction's settings (``_TRANSACTION_SETTINGS``), undone when it ends."""
+        cur.execute("SELECT " + ", ".join("set_config(%s, %s, true)" for _ in _TRANSACTION_SETTINGS),
+                    [v for item in _TRANSACTION_SETTINGS.items() for v in item])
 
     @staticmethod
     def _lock(cur, table: str, filename: str = "", shared: bool = False) -> None:
@@ -289,6 +398,7 @@ class PostgresWarehouseResource(WarehouseResource):
         try:
             with self.connect() as conn, conn.cursor() as cur:
                 self._lock(cur, table, filename)
+                self._tune(cur)
                 cur.execute("SELECT set_config('taxi.filename', %s, true)", [filename])
                 cur.execute(f"DELETE FROM {landed} WHERE filename = %s", [filename])
                 # Columns by position (the header was checked against the contract already);
@@ -304,13 +414,17 @@ class PostgresWarehouseResource(WarehouseResource):
                         if reader.error is not None:
                             raise reader.error from None
                         raise
-                cur.execute(f"SELECT count(*) FROM {landed} WHERE filename = %s", [filename])
-                rows = cur.fetchone()[0]
+                rows = cur.rowcount  # the rows COPY wrote: the file's rows
                 if rows == 0:
                     raise BadInputError(
                         f"{filename} (partition {partition}) has a header but no trip rows; "
                         "the previous load of this month (if any) is kept. Check the source file.",
                         file=filename, partition=partition)
+                # Statistics of the new rows' filename, so that the scans of this file (the
+                # gate below, silver's typing pass) are planned for their size (in parallel)
+                # rather than for the few rows a table without statistics is assumed to hold.
+                cur.execute(f"ANALYZE {landed} (filename)")
+                self._summarize(cur, f"bronze.{_landed_brin(schema)}", unless_rows=rows)
                 # The typing gate runs here too, so a file silver would refuse never replaces
                 # a good month in bronze either.
                 self._gate_untypable(cur, schema, partition, filename, self._modern(conn),
@@ -323,13 +437,25 @@ class PostgresWarehouseResource(WarehouseResource):
                 "itself is bad.", file=filename, partition=partition) from exc
         return BronzeResult(filename, rows)
 
+    @staticmethod
+    def _summarize(cur, index: str, unless_rows: int | None = None) -> None:
+        """Summarize the block ranges written since the last summary in the BRIN ``index``
+        (when there is one, and we own it), so that reading another file skips them from now
+        on. Not when its table holds (almost) only ``unless_rows`` rows, the new ones: there is
+        nothing to skip, and the next load summarizes these ranges with its own."""
+        cur.execute("SELECT i.oid, t.reltuples FROM pg_class i JOIN pg_index x ON x.indexrelid = i.oid "
+                    "JOIN pg_class t ON t.oid = x.indrelid "
+                    "WHERE i.oid = to_regclass(%s) AND pg_has_role(i.relowner, 'USAGE')", [index])
+        found = cur.fetchone()
+        if found and (unless_rows is None or found[1] > 1.1 * unless_rows):
+            cur.execute("SELECT brin_summarize_new_values(%s::regclass)", [found[0]])
+
     # -- silver --------------------------------------------------------------------------
     def build_silver(self, schema: TripSchema, partition: str, filename: str,
                      max_quarantine_fraction: float = 0.01) -> SilverResult:
         bronze, landed = f"bronze.{schema.table}", f"bronze.{schema.table}_landed"
         silver, quarantine = f"silver.{schema.table}", f"silver.{schema.table}_quarantine"
         silver_cols = ", ".join(f'"{c}"' for c in schema.sql_names)
-        raw_select = ", ".join(f'"{c}__raw"' for c in schema.sql_names)
         pickup = f'"{schema.pickup}"'
         start, end = month_bounds(partition)
         log = get_dagster_logger()
@@ -337,70 +463,62 @@ class PostgresWarehouseResource(WarehouseResource):
 
         with self.connect() as conn, conn.cursor() as cur:
             modern = self._modern(conn)
-            typed_cols = ",\n  ".join(f'{_typed(c.sql_name, c.type, modern)} AS "{c.sql_name}"'
-                                      for c in schema.columns)
-            decimals = ",\n  ".join(f"{_decimal(c, modern)} AS {c}__dec" for c in _KEY_AMOUNTS)
-            raw_cols = ",\n  ".join(f'"{c}" AS "{c}__raw"' for c in schema.sql_names)
-            reasons = ", ".join(
-                f"CASE WHEN {c.sql_name}__raw IS NOT NULL AND trim({c.sql_name}__raw) <> '' "
-                f"AND {c.sql_name} IS NULL THEN '{c.sql_name}: cannot read ''' || "
-                f"{c.sql_name}__raw || ''' as {_REASON_TYPES[c.type]}' END"
-                for c in schema.columns if c.type != TEXT)
             # Silver's ids may move between files (an earlier month owns them), so silver
             # writers of one table take turns; the bronze file is held (shared) while read.
             self._lock(cur, silver)
             self._lock(cur, bronze, filename, shared=True)
+            self._tune(cur)
             cur.execute(f"SELECT count(*) FROM {landed} WHERE filename = %s", [filename])
-            if not cur.fetchone()[0]:
+            rows_in = cur.fetchone()[0]
+            if not rows_in:
                 raise BadInputError(
                     f"{filename} (partition {partition}) is not in {bronze}: materialize "
                     f"bronze/{schema.table} for {partition} first (select '*silver/{schema.table}' "
                     "to run the upstream layers in the same run).", file=filename, partition=partition)
-            # Type once, in file order.
-            cur.execute(f"""
-                CREATE TEMP TABLE _typed ON COMMIT DROP AS
-                SELECT *, NULLIF(concat_ws('; ', {reasons}), '') AS reason FROM (
-                  SELECT row_number() OVER (ORDER BY line_number) + 1 AS line_number,
-                  {typed_cols},
-                  {decimals},
-                  {raw_cols}
-                  FROM {landed} WHERE filename = %s) t""", [filename])
-            cur.execute("SELECT count(*), count(reason) FROM _typed")
-            rows_in, bad = cur.fetchone()
-            reasons_summary = (self._untypable_by_column(cur, schema, filename, modern)
-                               if bad else [])
-            if rows_in and bad / rows_in > max_quarantine_fraction:
-                raise _too_many_untypable(schema, partition, filename, rows_in, bad,
-                                          reasons_summary, max_quarantine_fraction)
-            cur.execute(f"DELETE FROM {quarantine} WHERE filename = %s", [filename])
-            cur.execute(f"INSERT INTO {quarantine} SELECT %s, line_number, reason, {raw_select} "
-                        "FROM _typed WHERE reason IS NOT NULL ORDER BY line_number", [filename])
-            cur.execute(f"DELETE FROM {silver} WHERE filename = %s", [filename])
-            # Hash once.
-            cur.execute(f"""
-                CREATE TEMP TABLE _keyed ON COMMIT DROP AS
-                SELECT {unique_row_id_sql(schema)} AS unique_row_id, line_number, {silver_cols}
-                FROM _typed WHERE reason IS NULL""")
-            cur.execute("CREATE INDEX ON _keyed (unique_row_id, line_number)")
-            cur.execute("ANALYZE _keyed")
-            cur.execute("SELECT count(DISTINCT unique_row_id) FROM _keyed")
-            distinct = cur.fetchone()[0]
+            # _silver: the file's typable rows, the first of each id in file order, sorted by
+            # id. Typed, checked and hashed in one pass the quick way; the careful way when
+            # that pass gives up on a value (see the module docstring).
+            distinct = self._quick_silver(cur, schema, landed, filename, modern)
+            bad, reasons_summary = 0, []
+            if distinct is None:
+                bad, reasons_summary, distinct = self._careful_silver(
+                    cur, schema, partition, filename, modern, max_quarantine_fraction)
             good = rows_in - bad
-            # An id already owned by an earlier month's file stays there (whatever the load
-            # order); a later file holding one of ours gives it up (first, so that the unique
-            # index never sees the id twice).
-            cur.execute(f"""
-                DELETE FROM {silver} s USING (SELECT DISTINCT unique_row_id FROM _keyed) k
-                WHERE s.unique_row_id = k.unique_row_id AND s.filename > %s""", [filename])
-            # Keep the first of each id in file order.
-            cur.execute(f"""
-                INSERT INTO {silver} (unique_row_id, filename, {silver_cols})
-                SELECT unique_row_id, %s, {silver_cols} FROM (
-                  SELECT DISTINCT ON (unique_row_id) * FROM _keyed k
-                  WHERE NOT EXISTS (SELECT 1 FROM {silver} o
-                                    WHERE o.unique_row_id = k.unique_row_id AND o.filename < %s)
-                  ORDER BY unique_row_id, line_number) first_of_each
-                ORDER BY line_number""", [filename, filename])
+            cur.execute(f"DELETE FROM {quarantine} WHERE filename = %s", [filename])
+            if bad:
+                raw = ", ".join(f'l."{c}"' for c in schema.sql_names)
+                cur.execute(f"INSERT INTO {quarantine} SELECT %s, b.file_line, b.reason, {raw} "
+                            f"FROM _bad b JOIN {landed} l ON l.line_number = b.line_number "
+                            "WHERE l.filename = %s ORDER BY b.file_line", [filename, filename])
+            cur.execute(f"DELETE FROM {silver} WHERE filename = %s", [filename])
+            # Other files' rows, through the filename index whatever the statistics say (a
+            # scan of the table finding none would read all of it).
+            cur.execute("SELECT set_config('enable_seqscan', 'off', true)")
+            cur.execute(f"SELECT EXISTS (SELECT 1 FROM {silver} WHERE filename < %s), "
+                        f"EXISTS (SELECT 1 FROM {silver} WHERE filename > %s)", [filename, filename])
+            earlier, later = cur.fetchone()
+            cur.execute("SELECT set_config('enable_seqscan', 'on', true)")
+            insert = (f"INSERT INTO {silver} (unique_row_id, filename, {silver_cols}) "
+                      f"SELECT unique_row_id, %s, {silver_cols} FROM _silver")
+            if not earlier and not later:
+                # No other file's rows (a first load): no id can belong to another file, and
+                # the indexes are built once, over rows already in id order, rather than
+                # updated for each row (a b-tree on filename left by an earlier version is
+                # replaced by the BRIN index too).
+                cur.execute(f"DROP INDEX IF EXISTS {', '.join(_silver_index_names(schema))}")
+                cur.execute(insert, [filename])
+                for ddl in _silver_index_ddl(schema):
+                    cur.execute(ddl)
+            else:
+                # An id already owned by an earlier month's file stays there (whatever the
+                # load order); a later file holding one of ours gives it up (first, so that
+                # the unique index never sees the id twice).
+                if later:
+                    cur.execute("ANALYZE _silver")
+                    cur.execute(f"DELETE FROM {silver} s USING _silver k WHERE s.unique_row_id = "
+                                'k.unique_row_id COLLATE "default" AND s.filename > %s', [filename])
+                cur.execute(insert + " ON CONFLICT (unique_row_id) DO NOTHING", [filename])
+                self._summarize(cur, f"silver.{_silver_brin(schema)}")
             cur.execute(
                 f"SELECT count(*), count(*) FILTER (WHERE {pickup} < %s OR {pickup} >= %s) "
                 f"FROM {silver} WHERE filename = %s", [start, end, filename])
@@ -413,29 +531,132 @@ class PostgresWarehouseResource(WarehouseResource):
             rows_quarantined=bad, quarantine_reasons=reasons_summary,
             pickups_outside_month=outside)
 
-    def _untypable_by_column(self, cur, schema: TripSchema, filename: str,
-                             modern: bool) -> list[tuple[str, int, str]]:
-        """(column, rows, an example value) for every column with text that cannot be typed."""
+    @staticmethod
+    def _first_of_each_id(keyed: str) -> str:
+        """SQL creating _silver from ``keyed`` (unique_row_id in collation "C", line_number,
+        silver columns): the first row of each id in file order, sorted by id. Collation "C"
+        compares bytes: the same equality as any collation's, a much cheaper sort, and, being
+        the id's own, no second md5 for the sort key (which would keep the sort in one
+        process, too)."""
+        return ("CREATE TEMP TABLE _silver ON COMMIT DROP AS SELECT DISTINCT ON (unique_row_id) * "
+                f"FROM ({keyed}) k ORDER BY unique_row_id, line_number")
+
+    def _quick_silver(self, cur, schema: TripSchema, landed: str, filename: str, modern: bool) -> int | None:
+        """_silver typed the quick way; the number of its rows (distinct ids), or None (and
+        nothing changed) when some value needs the careful way."""
+        cur.execute(f"SAVEPOINT {_QUICK}")
+        try:
+            cur.execute(self._first_of_each_id(quick_keyed_sql(schema, landed, modern)), [filename])
+        except psycopg2.DataError:
+            cur.execute(f"ROLLBACK TO SAVEPOINT {_QUICK}")
+            return None
+        distinct = cur.rowcount
+        cur.execute(f"RELEASE SAVEPOINT {_QUICK}")
+        return distinct
+
+    def _careful_silver(self, cur, schema: TripSchema, partition: str, filename: str, modern: bool,
+                        max_fraction: float) -> tuple[int, list[tuple[str, int, str]], int]:
+        """The careful way, testing every cast first: _typed (every row: types, key decimals
+        and the quarantine reason, NULL for a good row), _bad (its rows with a reason, and their
+        line in the file) and _silver from the good rows; fails the month when too many rows
+        cannot be typed. Returns (bad rows, reasons by column, distinct ids)."""
+        landed = f"bronze.{schema.table}_landed"
+        typed_names = ", ".join(f'"{c}"' for c in schema.sql_names)
+        typed_cols = ",\n  ".join(f'{_typed(c.sql_name, c.type, modern)} AS "{c.sql_name}"'
+                                  for c in schema.columns)
+        decimals = ",\n  ".join(f"{_decimal(c, modern)} AS {c}__dec" for c in _KEY_AMOUNTS)
+        dec_names = ", ".join(f"{c}__dec" for c in _KEY_AMOUNTS)
+        raw_cols = ",\n  ".join(f'"{c}" AS "{c}__raw"' for c in schema.sql_names)
+        reasons = ", ".join(
+            f"CASE WHEN {c.sql_name}__raw IS NOT NULL AND trim({c.sql_name}__raw) <> '' "
+            f"AND {c.sql_name} IS NULL THEN '{c.sql_name}: cannot read ''' || "
+            f"{c.sql_name}__raw || ''' as {_REASON_TYPES[c.type]}' END"
+            for c in schema.columns if c.type != TEXT)
+        # Type once (OFFSET 0: each cast runs once however often the reasons read it).
+        cur.execute(f"""
+            CREATE TEMP TABLE _typed ON COMMIT DROP AS
+            SELECT line_number, {typed_names}, {dec_names},
+                   NULLIF(concat_ws('; ', {reasons}), '') AS reason FROM (
+              SELECT line_number,
+              {typed_cols},
+              {decimals},
+              {raw_cols}
+              FROM {landed} WHERE filename = %s OFFSET 0) t""", [filename])
+        cur.execute("SELECT count(*), count(reason) FROM _typed")
+        rows, bad = cur.fetchone()
+        reasons_summary = []
+        if bad:
+            # Line numbers in the file only for the rows that need one (header: line 1).
+            cur.execute("""
+                CREATE TEMP TABLE _bad ON COMMIT DROP AS SELECT line_number, file_line, reason FROM (
+                  SELECT line_number, row_number() OVER (ORDER BY line_number) + 1 AS file_line, reason
+                  FROM _typed) t WHERE reason IS NOT NULL""")
+            cur.execute("ANALYZE _bad")  # a few rows: looked up in landed, not the other way round
+            reasons_summary = self._untypable_by_column(cur, schema, filename, modern, only_bad=True)
+        if rows and bad / rows > max_fraction:
+            raise _too_many_untypable(schema, partition, filename, rows, bad, reasons_summary, max_fraction)
+        cur.execute(self._first_of_each_id(
+            f'SELECT {unique_row_id_sql(schema)} COLLATE "C" AS unique_row_id, line_number, {typed_names} '
+            "FROM _typed WHERE reason IS NULL"))
+        return bad, reasons_summary, cur.rowcount
+
+    def _untypable_by_column(self, cur, schema: TripSchema, filename: str, modern: bool,
+                             only_bad: bool = False) -> list[tuple[str, int, str]]:
+        """(column, rows, an example value) for every column with text that cannot be typed.
+        ``only_bad``: read only the rows in _bad (where all such text is)."""
         counts = ", ".join(
             f"count(*) FILTER (WHERE {_untypable(c.sql_name, c.type, modern)}), "
             f"min({c.sql_name}) FILTER (WHERE {_untypable(c.sql_name, c.type, modern)})"
             for c in schema.columns)
-        cur.execute(f"SELECT {counts} FROM bronze.{schema.table}_landed WHERE filename = %s", [filename])
+        where = " AND line_number IN (SELECT line_number FROM _bad)" if only_bad else ""
+        cur.execute(f"SELECT {counts} FROM bronze.{schema.table}_landed WHERE filename = %s{where}",
+                    [filename])
         row = cur.fetchone()
         return [(c.sql_name, row[2 * i], repr(row[2 * i + 1]))
                 for i, c in enumerate(schema.columns) if row[2 * i]]
 
     def _gate_untypable(self, cur, schema: TripSchema, partition: str, filename: str,
                         modern: bool, max_fraction: float) -> None:
-        """Fail (inside the caller's transaction) when too many rows cannot be typed."""
+        """Fail (inside the caller's transaction) when too many rows cannot be typed. First the
+        quick way (one cast per value): when it reads every value, no row is untypable."""
+        landed = f"bronze.{schema.table}_landed"
+        cur.execute(f"SAVEPOINT {_QUICK}")
+        try:
+            cur.execute(quick_gate_sql(schema, landed), [filename])
+            cur.execute(f"RELEASE SAVEPOINT {_QUICK}")
+            return
+        except psycopg2.DataError:
+            cur.execute(f"ROLLBACK TO SAVEPOINT {_QUICK}")
         any_bad = " OR ".join(f"({_untypable(c.sql_name, c.type, modern)})" for c in schema.columns)
         cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {any_bad}) "
-                    f"FROM bronze.{schema.table}_landed WHERE filename = %s", [filename])
+                    f"FROM {landed} WHERE filename = %s", [filename])
         rows, bad = cur.fetchone()
         if rows and bad / rows > max_fraction:
             raise _too_many_untypable(schema, partition, filename, rows, bad,
                                       self._untypable_by_column(cur, schema, filename, modern),
                                       max_fraction)
+
+
+def _landed_brin(schema: TripSchema) -> str:
+    return f"{schema.table}_landed_file_brin"
+
+
+def _silver_brin(schema: TripSchema) -> str:
+    return f"{schema.table}_filename_brin"
+
+
+def _silver_index_names(schema: TripSchema) -> list[str]:
+    """Silver's indexes, and the b-tree on filename earlier versions made."""
+    return [f"silver.{schema.table}_unique_row_id", f"silver.{_silver_brin(schema)}",
+            f"silver.{schema.table}_filename"]
+
+
+def _silver_index_ddl(schema: TripSchema) -> list[str]:
+    """Silver's indexes: ids unique table-wide, and a file's rows found by filename through a
+    BRIN index (a load writes a file's rows together; a b-tree entry per row cost seconds)."""
+    table = f"silver.{schema.table}"
+    return [f"CREATE UNIQUE INDEX IF NOT EXISTS {schema.table}_unique_row_id ON {table} (unique_row_id)",
+            f"CREATE INDEX IF NOT EXISTS {_silver_brin(schema)} ON {table} USING brin (filename)"]
 
 
 def _too_many_untypable(schema, partition, filename, rows, bad, by_column, max_fraction) -> BadInputError:

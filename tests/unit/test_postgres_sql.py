@@ -12,9 +12,11 @@ from taxi_platform.resources.postgres_warehouse import (
     PostgresWarehouseResource,
     open_decompressed,
     qmark_to_pyformat,
+    quick_gate_sql,
+    quick_keyed_sql,
     unique_row_id_sql,
 )
-from taxi_platform.schemas import YELLOW
+from taxi_platform.schemas import GREEN, TEXT, TIMESTAMP, YELLOW
 from taxi_platform.settings import Settings
 
 
@@ -42,6 +44,22 @@ def test_the_id_is_md5_of_the_key_columns_in_contract_order_with_two_decimal_amo
                                     "pulocationid", "dolocationid", "fare_amount__dec", "trip_distance__dec")]
     assert order == sorted(order)
     assert "'YYYY-MM-DD HH24:MI:SS'" in sql and "numeric(38,2)" in sql
+
+
+@pytest.mark.parametrize("schema", [YELLOW, GREEN], ids=["yellow", "green"])
+def test_the_quick_typing_hashes_the_same_key_in_the_same_order_and_reads_every_typed_column(schema):
+    keyed, careful = quick_keyed_sql(schema, "landed"), unique_row_id_sql(schema)
+    key = keyed[keyed.index("md5("):keyed.index(" AS unique_row_id")]
+    assert key.count("'|'") == careful.count("'|'") == len(schema.key_columns) - 1
+    order = [key.index(c) for c in schema.key_columns]
+    assert order == sorted(order)
+    assert "numeric(38,4)" in key and "numeric(38,2)" in key  # amounts to 4 decimals, then 2
+    gate = quick_gate_sql(schema, "landed")
+    for column in schema.columns:
+        assert (column.sql_name in gate) == (column.type != TEXT), column.sql_name
+        if column.type == TIMESTAMP:  # only text that prints back as itself, else give up
+            assert f"{column.sql_name}::timestamp::text = {column.sql_name}" in gate
+            assert f"1 / (octet_length({column.sql_name}) * 0)" in gate
 
 
 def test_taxi_warehouse_postgres_builds_the_postgres_warehouse_without_a_password_in_config(monkeypatch):
