@@ -23,10 +23,12 @@ Same semantics as the DuckDB reference (``duckdb_warehouse.py``), in PostgreSQL'
   pass fail with a data exception, inside a savepoint; the month is then typed the careful way
   (``pg_input_is_valid`` on every value, reasons for the quarantine), as before. Both ways give
   the same types and ids for every value the quick way accepts.
-- silver's rows are deduplicated in one sort by id; a table holding no other file's rows (a
-  first load) gets them without its indexes, which are built again afterwards (much cheaper
-  than 7 million index insertions); otherwise they go in in id order, ``ON CONFLICT DO
-  NOTHING`` keeping the ids of earlier months' files.
+- silver's rows are deduplicated in one sort by id (a temp table); a table holding no other
+  file's rows (a first load) gets them without its indexes, which are built again afterwards
+  over rows already in id order (much cheaper than 7 million index insertions; readers of the
+  table wait for that load's commit, as DROP INDEX locks it); otherwise they go in in id
+  order, ``ON CONFLICT DO NOTHING`` keeping the ids of earlier months' files. Silver finds a
+  file's rows through a BRIN index on ``filename`` too.
 - every month's write is one transaction; two writers of the same month wait for each other
   on a transaction-level advisory lock (bronze: per table and file; silver: per table, since
   a month's ids may move between files), and a dropped connection rolls everything back.
