@@ -123,6 +123,23 @@ def test_edge_values_type_hash_and_quarantine_exactly_as_on_duckdb(pg, duck, tmp
     _same_everywhere(pg, duck, YELLOW)
 
 
+def test_odd_but_typable_values_take_the_quick_path_and_match_duckdb(pg, duck, tmp_path, monkeypatch):
+    # The edge rows minus the untypable ones, the timestamps not already in the form they
+    # print back as, and a whole number written with a decimal point ('1.0': PostgreSQL's
+    # integer input refuses it): every value left is typed by the one-pass (quick) typing.
+    rows = [r for r in _edge_rows()[:-6] if len(r["tpep_pickup_datetime"]) == 19
+            and r["tpep_pickup_datetime"][10] == " " and r["vendorid"] != "1.0"]
+    assert len(rows) >= 15
+    def careful_path_not_expected(*args, **kwargs):
+        raise AssertionError("the careful typing ran: the quick pass gave up on a typable value")
+    monkeypatch.setattr(PostgresWarehouseResource, "_careful_silver", careful_path_not_expected)
+    path = write_csv(tmp_path / JAN, YELLOW, rows)
+    got = {w.name: load_month(w, YELLOW, "2019-01", path) for w in (pg, duck)}
+    assert got["postgres"] == got["duckdb"]
+    assert got["postgres"][1].rows_quarantined == 0 and got["postgres"][1].duplicates_collapsed > 0
+    _same_everywhere(pg, duck, YELLOW)
+
+
 def test_garbage_values_are_quarantined_like_on_duckdb_and_too_many_fail_the_month(pg, duck, tlc_dir, tmp_path):
     with gzip.open(tlc_dir / REAL_YELLOW, "rt", newline="") as handle:
         lines = handle.read().split("\r\n")
