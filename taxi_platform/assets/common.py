@@ -18,6 +18,7 @@ from dagster import (
 )
 
 from taxi_platform.errors import BadInputError
+from taxi_platform.resources.http_download import DownloadGaveUp
 
 # Transient trouble (connection loss, 5xx, a busy database) is retried with exponential
 # backoff and jitter; bad input raises Failure(allow_retries=False) and fails once.
@@ -34,11 +35,14 @@ WAREHOUSE_POOL = "taxi_warehouse"
 
 @contextlib.contextmanager
 def bad_input_fails_once() -> Iterator[None]:
-    """Turn a BadInputError into a Dagster Failure with the message on top and no retry."""
+    """Turn a BadInputError into a Dagster Failure with the message on top and no retry; so too
+    a download that gave up (it retried by itself already: one retry layer, not two)."""
     try:
         yield
     except BadInputError as exc:
         raise Failure(description=str(exc), metadata=exc.metadata, allow_retries=False) from exc
+    except DownloadGaveUp as exc:
+        raise Failure(description=str(exc), allow_retries=False) from exc
 
 
 def months_of(context: AssetExecutionContext) -> list[str]:

@@ -62,6 +62,7 @@ from taxi_platform.dbt_project import (
 )
 from taxi_platform.partitions import monthly_partitions
 from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.secrets import redact
 
 PARTITIONED_SELECT = "tag:partitioned"
 MART_SELECT = "path:models/marts"
@@ -252,7 +253,7 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, args: 
         invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=Path(target))
         events = list(invocation.stream())
         failed = not invocation.is_successful()
-        description = _failure_description(invocation, what) if failed else None
+        description = redact(_failure_description(invocation, what), warehouse.secrets()) if failed else None
         for event in events:
             if isinstance(event, Output):
                 unique_id = event.metadata.get("unique_id")

@@ -41,6 +41,7 @@ from taxi_platform.checks.gx_suites import (
 from taxi_platform.partitions import monthly_partitions
 from taxi_platform.resources.warehouse import WarehouseResource
 from taxi_platform.schemas import SCHEMAS, TripSchema
+from taxi_platform.secrets import secrets_masked
 
 # validate(gx context, suite, month or None, run name) -> the outcome of one batch
 Validate = Callable[..., SuiteOutcome]
@@ -68,7 +69,7 @@ def _build(suite: Suite, validate: Validate, blocking: bool, extra_description: 
     )
     def _gx_check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         months = context.partition_keys if partitioned else [None]
-        with warehouse.exclusive(), open_context(warehouse) as gx_context:
+        with warehouse.exclusive(), secrets_masked(warehouse.secrets()), open_context(warehouse) as gx_context:
             outcomes = [validate(gx_context, suite, month, run_name=context.run.run_id) for month in months]
         for o in outcomes:
             context.log.info(f"{suite.name} on {o.filename}: {o.evaluated - len(o.failures)}/{o.evaluated} "

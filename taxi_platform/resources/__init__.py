@@ -12,26 +12,35 @@ from taxi_platform.resources.warehouse import WarehouseResource
 from taxi_platform.settings import Settings
 
 
-def build_lake(settings: Settings) -> LakeResource:
+def build_lake(settings: Settings, from_env: bool = False) -> LakeResource:
+    """The lake TAXI_LAKE names; ``from_env``: its settings read from the environment when it is
+    made (see :func:`resources_from_env`), else taken from ``settings``."""
     if settings.lake == "local":
-        return LocalLakeResource(root=str(settings.lake_dir))
+        return LocalLakeResource() if from_env else LocalLakeResource(root=str(settings.lake_dir))
     if settings.lake == "gcs":
         if not settings.gcp_bucket_name:
             raise ValueError("TAXI_LAKE=gcs needs GCP_BUCKET_NAME (and GCP_PROJECT_ID, GCP_LOCATION; "
                              "credentials from GOOGLE_APPLICATION_CREDENTIALS)")
+        if from_env:
+            return GCSLakeResource()
         return GCSLakeResource(project=settings.gcp_project_id, bucket=settings.gcp_bucket_name,
                                location=settings.gcp_location)
     raise ValueError(f"TAXI_LAKE={settings.lake!r} is not a lake this build knows (use: local, gcs)")
 
 
-def build_warehouse(settings: Settings) -> WarehouseResource:
+def build_warehouse(settings: Settings, from_env: bool = False) -> WarehouseResource:
+    """The warehouse TAXI_WAREHOUSE names; ``from_env`` as for :func:`build_lake`."""
     if settings.warehouse == "duckdb":
+        if from_env:
+            return DuckDBWarehouseResource()
         return DuckDBWarehouseResource(path=str(settings.duckdb_path),
                                        memory_limit=settings.duckdb_memory_limit)
     if settings.warehouse in ("postgres", "postgresql"):
         # The DSN (TAXI_PG_DSN or PG*) is read when connecting: no password in run config.
         return PostgresWarehouseResource()
     if settings.warehouse == "bigquery":
+        if from_env:
+            return BigQueryWarehouseResource()
         return BigQueryWarehouseResource(
             project=settings.gcp_project_id, location=settings.gcp_location,
             dataset=settings.gcp_dataset,
@@ -43,11 +52,14 @@ def build_warehouse(settings: Settings) -> WarehouseResource:
 
 
 def resources_from_env(settings: Settings | None = None) -> dict:
-    """The resources of the one Definitions, configured from the environment."""
-    settings = settings or Settings.from_env()
-    return {
-        "source": TaxiSourceResource(base_url=settings.source_url, download_dir=str(settings.raw_dir),
-                                     gcp_project_id=settings.gcp_project_id),
-        "lake": build_lake(settings),
-        "warehouse": build_warehouse(settings),
-    }
+    """The resources of the one Definitions. With no ``settings`` each resource reads its own
+    from the environment when it is made, in the process that runs the step, so that run config
+    for one field keeps the others (see taxi_platform/settings.py:setting); the backends are
+    chosen by TAXI_LAKE and TAXI_WAREHOUSE when the definitions load."""
+    if settings is not None:
+        return {"source": TaxiSourceResource(base_url=settings.source_url, download_dir=str(settings.raw_dir),
+                                             gcp_project_id=settings.gcp_project_id),
+                "lake": build_lake(settings), "warehouse": build_warehouse(settings)}
+    settings = Settings.from_env()
+    return {"source": TaxiSourceResource(), "lake": build_lake(settings, from_env=True),
+            "warehouse": build_warehouse(settings, from_env=True)}

@@ -42,6 +42,7 @@ from taxi_platform.errors import BadInputError
 from taxi_platform.partitions import month_bounds
 from taxi_platform.resources.warehouse import BronzeResult, SilverResult, WarehouseResource
 from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
+from taxi_platform.settings import setting
 
 _BQ_TYPES = {INTEGER: "INT64", TIMESTAMP: "DATETIME", DOUBLE: "FLOAT64", TEXT: "STRING"}
 _REASON_TYPES = {INTEGER: "INTEGER", TIMESTAMP: "TIMESTAMP", DOUBLE: "DOUBLE", TEXT: "VARCHAR"}
@@ -196,13 +197,17 @@ def qualify_layers(sql: str, bronze_dataset: str, silver_dataset: str, dataset: 
 
 
 class BigQueryWarehouseResource(WarehouseResource):
-    project: str = Field(default="", description="GCP_PROJECT_ID (empty: from the credentials)")
-    location: str = Field(default="US", description="GCP_LOCATION")
-    dataset: str = Field(default="taxi", description="GCP_DATASET: datasets <dataset>_bronze, <dataset>_silver")
-    bucket: str = Field(default="", description="GCP_BUCKET_NAME: the lake the load jobs read")
+    project: str = Field(default_factory=setting("gcp_project_id"),
+                         description="GCP_PROJECT_ID (empty: from the credentials)")
+    location: str = Field(default_factory=setting("gcp_location"), description="GCP_LOCATION")
+    dataset: str = Field(default_factory=setting("gcp_dataset"),
+                         description="GCP_DATASET: datasets <dataset>_bronze, <dataset>_silver")
+    bucket: str = Field(default_factory=setting("bigquery_bucket"),
+                        description="GCP_BUCKET_NAME when TAXI_LAKE=gcs: the lake the load jobs read")
     lake_prefix: str = Field(default="", description="object name prefix in the bucket")
-    api_endpoint: str = Field(default="", description="BigQuery API endpoint (an emulator); empty: Google's")
-    bronze_via: str = Field(default="load", description=(
+    api_endpoint: str = Field(default_factory=setting("bigquery_api_endpoint"),
+                              description="TAXI_BIGQUERY_API_ENDPOINT (an emulator); empty: Google's")
+    bronze_via: str = Field(default_factory=setting("bigquery_bronze_via"), description=(
         "TAXI_BIGQUERY_BRONZE_VIA: 'load' (a load job copies the GCS object into a staging table) or "
         "'external' (an external table over the object, as the old 08_gcp_taxi flow did)"))
 

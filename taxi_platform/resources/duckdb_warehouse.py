@@ -18,10 +18,12 @@ import duckdb
 from dagster import get_dagster_logger
 from pydantic import Field
 
+from taxi_platform import files
 from taxi_platform.errors import BadInputError
 from taxi_platform.resources.warehouse import BronzeResult, SilverResult, WarehouseResource
 from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
 from taxi_platform.partitions import month_bounds
+from taxi_platform.settings import setting
 
 _SQL_TYPES = {INTEGER: "INTEGER", TIMESTAMP: "TIMESTAMP", DOUBLE: "DOUBLE", TEXT: "VARCHAR"}
 _KEY_AMOUNTS = ("fare_amount", "trip_distance")
@@ -36,12 +38,24 @@ def _fault_point(name: str) -> None:
         time.sleep(3600)
 
 
+# The shape of a published timestamp (what PostgreSQL's and BigQuery's typing also require):
+# DuckDB would also read 'epoch', 'infinity' or a five-digit year as a timestamp.
+TIMESTAMP_SHAPE = r"^\s*[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+
+
 def _typed(column: str, kind: str) -> str:
-    """SQL turning the landed text ``column`` into its silver type (NULL when it cannot)."""
+    """SQL turning the landed text ``column`` into its silver type (NULL when it cannot).
+    Non-finite numbers (``inf``, ``nan``, ``1e309``) cannot be typed: a month's sums would
+    become NaN."""
     if kind == INTEGER:
         # TRY_CAST('1.5' AS INTEGER) rounds to 2; accept only whole numbers ('1', '1.0').
         return (f"CASE WHEN TRY_CAST({column} AS DOUBLE) = floor(TRY_CAST({column} AS DOUBLE)) "
                 f"THEN TRY_CAST(TRY_CAST({column} AS DOUBLE) AS INTEGER) END")
+    if kind == DOUBLE:
+        return f"CASE WHEN isfinite(TRY_CAST({column} AS DOUBLE)) THEN TRY_CAST({column} AS DOUBLE) END"
+    if kind == TIMESTAMP:
+        return (f"CASE WHEN regexp_matches({column}, '{TIMESTAMP_SHAPE}') "
+                f"THEN TRY_CAST({column} AS TIMESTAMP) END")
     return f"TRY_CAST({column} AS {_SQL_TYPES[kind]})"
 
 
@@ -49,10 +63,13 @@ def _key_amount(column: str) -> str:
     """An amount as hashed into unique_row_id, from the landed text through DECIMAL: rounds half
     away from zero, as PostgreSQL's numeric and BigQuery's NUMERIC do, and DECIMAL has no
     negative zero. DECIMAL(18, 4) is a 64-bit integer, several times faster than
-    DECIMAL(38, 4), which is kept for amounts too large for it."""
+    DECIMAL(38, 4), which is kept for amounts too large for it. An amount too large for that
+    (1e34 and more) is written as its double's shortest round-trip text (``1e+40``), never
+    as NULL (see the id contract in taxi_platform/resources/warehouse.py)."""
     raw = f'"{column}__raw"'
     return (f"coalesce(CAST(round(TRY_CAST({raw} AS DECIMAL(18, 4)), 2) AS DECIMAL(18, 2))::VARCHAR, "
-            f"CAST(round(TRY_CAST({raw} AS DECIMAL(38, 4)), 2) AS DECIMAL(38, 2))::VARCHAR, '')")
+            f"CAST(round(TRY_CAST({raw} AS DECIMAL(38, 4)), 2) AS DECIMAL(38, 2))::VARCHAR, "
+            f'CAST("{column}" AS VARCHAR), '')')
 
 
 def _key_text(column: str, kind: str) -> str:
@@ -78,8 +95,9 @@ def _key_value(column: str, kind: str) -> str:
 class DuckDBWarehouseResource(WarehouseResource):
     """The DuckDB file that holds bronze, silver and the dbt models (TAXI_DUCKDB_PATH)."""
 
-    path: str = Field(default="data/warehouse.duckdb", description="TAXI_DUCKDB_PATH")
-    memory_limit: str = Field(default="4GB", description="DuckDB memory_limit (TAXI_DUCKDB_MEMORY_LIMIT)")
+    path: str = Field(default_factory=setting("duckdb_path"), description="TAXI_DUCKDB_PATH")
+    memory_limit: str = Field(default_factory=setting("duckdb_memory_limit"),
+                              description="DuckDB memory_limit (TAXI_DUCKDB_MEMORY_LIMIT)")
     lock_timeout_seconds: float = Field(default=1800.0, description="how long to wait for the file lock")
 
     @property
@@ -177,44 +195,58 @@ class DuckDBWarehouseResource(WarehouseResource):
                     max_quarantine_fraction: float = 0.01) -> BronzeResult:
         table = f"bronze.{schema.table}"
         cols = ", ".join(f'"{c}" VARCHAR' for c in schema.sql_names)
-        csv_columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in schema.sql_names) + "}"
         with self.connect() as conn:
             conn.execute("CREATE SCHEMA IF NOT EXISTS bronze")
             conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, filename VARCHAR)")
-            conn.execute("BEGIN TRANSACTION")
             try:
-                conn.execute(f"DELETE FROM {table} WHERE filename = ?", [filename])
-                # Columns by position (the header was checked against the contract already);
-                # every field as text: typing is silver's job, so nothing is lost here.
-                conn.execute(
-                    f"INSERT INTO {table} SELECT *, ? FROM read_csv(?, header = true, "
-                    f"columns = {csv_columns}, auto_detect = false, delim = ',', quote = '\"', "
-                    "escape = '\"', strict_mode = true, compression = 'auto')",
-                    [filename, str(path)])
-                rows = conn.execute(f"SELECT count(*) FROM {table} WHERE filename = ?",
-                                    [filename]).fetchone()[0]
-                if rows == 0:
-                    raise BadInputError(
-                        f"{filename} (partition {partition}) has a header but no trip rows; "
-                        "the previous load of this month (if any) is kept. Check the source file.",
-                        file=filename, partition=partition)
-                # The typing gate runs here too, so a file silver would refuse never replaces
-                # a good month in bronze either.
-                self._gate_untypable(conn, schema, partition, filename, table, rows,
-                                     max_quarantine_fraction)
-                _fault_point("bronze")
-                conn.execute("COMMIT")
+                rows = self._replace_bronze(conn, schema, partition, filename, path, max_quarantine_fraction)
             except duckdb.Error as exc:
-                conn.execute("ROLLBACK")
-                raise BadInputError(
-                    f"{filename} (partition {partition}) could not be loaded into {table}: "
-                    f"{str(exc).splitlines()[0]}. The file is probably truncated or malformed: "
-                    "re-materialize its raw and lake assets; if it persists, the source file "
-                    "itself is bad.", file=filename, partition=partition) from exc
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+                if not files.has_mixed_line_endings(path):
+                    raise BadInputError(
+                        f"{filename} (partition {partition}) could not be loaded into {table}: "
+                        f"{str(exc).splitlines()[0]}. The file is probably truncated or malformed: "
+                        "re-materialize its raw and lake assets; if it persists, the source file "
+                        "itself is bad.", file=filename, partition=partition) from exc
+                # Some lines end with CRLF, others with LF (a real published file does this):
+                # DuckDB's reader takes one kind, so the file is read again with LF throughout.
+                with files.normalized_copy(path) as normalized:
+                    rows = self._replace_bronze(conn, schema, partition, filename, normalized,
+                                                max_quarantine_fraction)
         return BronzeResult(filename, rows)
+
+    def _replace_bronze(self, conn, schema: TripSchema, partition: str, filename: str, path,
+                        max_quarantine_fraction: float) -> int:
+        """One transaction: the file's rows in bronze replaced by the file's; returns their number."""
+        table = f"bronze.{schema.table}"
+        csv_columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in schema.sql_names) + "}"
+        compression = "gzip" if files.sniff(path)[0] == files.GZIP else "none"  # by content
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(f"DELETE FROM {table} WHERE filename = ?", [filename])
+            # Columns by position (the header was checked against the contract already);
+            # every field as text: typing is silver's job, so nothing is lost here.
+            conn.execute(
+                f"INSERT INTO {table} SELECT *, ? FROM read_csv(?, header = true, "
+                f"columns = {csv_columns}, auto_detect = false, delim = ',', quote = '\"', "
+                f"escape = '\"', strict_mode = true, compression = '{compression}')",
+                [filename, str(path)])
+            rows = conn.execute(f"SELECT count(*) FROM {table} WHERE filename = ?",
+                                [filename]).fetchone()[0]
+            if rows == 0:
+                raise BadInputError(
+                    f"{filename} (partition {partition}) has a header but no trip rows; "
+                    "the previous load of this month (if any) is kept. Check the source file.",
+                    file=filename, partition=partition)
+            # The typing gate runs here too, so a file silver would refuse never replaces
+            # a good month in bronze either.
+            self._gate_untypable(conn, schema, partition, filename, table, rows,
+                                 max_quarantine_fraction)
+            _fault_point("bronze")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return rows
 
     # -- silver --------------------------------------------------------------------------
     def _silver_ddl(self, schema: TripSchema) -> list[str]:

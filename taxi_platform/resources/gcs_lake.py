@@ -30,6 +30,7 @@ from pydantic import Field
 
 from taxi_platform.files import sha256_of
 from taxi_platform.resources.lake import LakeObject, LakeResource
+from taxi_platform.settings import setting
 
 _MIB = 1024 * 1024
 
@@ -39,9 +40,11 @@ class LakeChecksumError(RuntimeError):
 
 
 class GCSLakeResource(LakeResource):
-    project: str = Field(default="", description="GCP_PROJECT_ID (empty: from the credentials)")
-    bucket: str = Field(description="GCP_BUCKET_NAME")
-    location: str = Field(default="US", description="GCP_LOCATION, where a missing bucket is created")
+    project: str = Field(default_factory=setting("gcp_project_id"),
+                         description="GCP_PROJECT_ID (empty: from the credentials)")
+    bucket: str = Field(default_factory=setting("gcp_bucket_name"), description="GCP_BUCKET_NAME")
+    location: str = Field(default_factory=setting("gcp_location"),
+                          description="GCP_LOCATION, where a missing bucket is created")
     prefix: str = Field(default="", description="object name prefix inside the bucket, e.g. 'taxi/'")
     resumable_threshold_mib: int = Field(default=8, description="files above this size upload resumably")
     chunk_mib: int = Field(default=16, description="resumable upload chunk (a multiple of 256 KiB)")

@@ -18,6 +18,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from taxi_platform.files import atomic_path, sha256_of
+from taxi_platform.settings import setting
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class LocalLakeResource(LakeResource):
     """A folder standing in for a bucket: ``<root>/<colour>/<colour>_tripdata_YYYY-MM.csv.gz``.
     Beside each object, ``<object>.json`` records its sha256 and size, like object metadata."""
 
-    root: str = Field(default="data/lake", description="TAXI_LAKE_DIR")
+    root: str = Field(default_factory=setting("lake_dir"), description="TAXI_LAKE_DIR")
 
     def _path(self, key: str) -> Path:
         return Path(self.root) / key

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import io
 import os
 import re
 import zlib
@@ -50,10 +49,12 @@ import psycopg2.errors
 from dagster import get_dagster_logger
 from pydantic import Field
 
+from taxi_platform import files
 from taxi_platform.errors import BadInputError
 from taxi_platform.partitions import month_bounds
 from taxi_platform.resources.warehouse import BronzeResult, SilverResult, WarehouseResource
 from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
+from taxi_platform.secrets import mask_dsn, redact
 
 _SQL_TYPES = {INTEGER: "integer", TIMESTAMP: "timestamp", DOUBLE: "double precision", TEXT: "text"}
 # The type names quarantine reasons use: the same words on every backend.
@@ -76,8 +77,14 @@ _TRANSACTION_SETTINGS = {
     "maintenance_work_mem": "256MB",
     "parallel_tuple_cost": "0.001",
     "datestyle": "ISO",
+    # float8 as text is its shortest round-trip form (the id of an amount of 1e34 or more)
+    "extra_float_digits": "1",
 }
+# A float8 is finite when it lies between the largest negative and positive ones (NaN sorts
+# above every number in PostgreSQL, Infinity beyond the largest).
+_FINITE = "BETWEEN '-1.7976931348623157e308'::float8 AND '1.7976931348623157e308'::float8"
 _QUICK = "taxi_quick_typing"  # the savepoint of the quick typing pass
+_COPY = "taxi_copy"  # the savepoint of a file's COPY
 
 # Before PostgreSQL 16 (no pg_input_is_valid) a cast is tested by these functions instead.
 _FALLBACK_FUNCTIONS = {
@@ -107,8 +114,9 @@ def _typed(column: str, kind: str, modern: bool = True) -> str:
         f8 = f"{column}::float8"
         return (f"CASE WHEN {_valid(column, 'float8', modern)} THEN CASE WHEN {f8} = floor({f8}) "
                 f"AND {f8} BETWEEN -2147483648 AND 2147483647 THEN {f8}::integer END END")
-    if kind == DOUBLE:
-        return f"CASE WHEN {_valid(column, 'float8', modern)} THEN {column}::float8 END"
+    if kind == DOUBLE:  # not NaN or Infinity, which float8 reads
+        return (f"CASE WHEN {_valid(column, 'float8', modern)} THEN CASE WHEN {column}::float8 {_FINITE} "
+                f"THEN {column}::float8 END END")
     if kind == TIMESTAMP:
         return (f"CASE WHEN {column} ~ {_TIMESTAMP_SHAPE} THEN CASE WHEN "
                 f"{_valid(column, 'timestamp', modern)} THEN {column}::timestamp END END")
@@ -147,8 +155,9 @@ def _quick_typed(column: str, kind: str) -> str:
     (a date alone, fractions of seconds, 'now') gives up."""
     if kind == TEXT:
         return column
-    if kind == DOUBLE:
-        return f"nullif({column}, '')::float8"
+    if kind == DOUBLE:  # NaN and Infinity (text with an 'n') give up: they cannot be typed
+        return (f"nullif({column}, '')::float8 * CASE WHEN strpos({column}, 'n') + strpos({column}, 'N') = 0 "
+                f"THEN 1 ELSE {_give_up(column, 'float8')} END")
     if kind == INTEGER:
         return f"CASE WHEN nullif({column}, '')::float8 IS NOT NULL THEN {column}::integer END"
     if kind == TIMESTAMP:
@@ -180,7 +189,8 @@ def _quick_key_text(column: str, kind: str, modern: bool = True) -> str:
         dec = (f"CASE WHEN nullif({column}, '')::float8 BETWEEN '-1e30'::float8 AND '1e30'::float8 "
                f"AND strpos({column}, 'x') = 0 AND strpos({column}, 'X') = 0 "
                f"THEN {column}::numeric(38,4) ELSE {_decimal(column, modern)} END")
-        return f"coalesce(({dec})::numeric(38,2)::text, '')"  # rounds as round(, 2) does
+        # rounds as round(, 2) does; an amount of 1e34 or more is its float8's text
+        return f"coalesce(({dec})::numeric(38,2)::text, nullif({column}, '')::float8::text, '')"
     if kind == INTEGER:
         return f"coalesce(nullif({column}, '')::integer::text, '')"
     raise ValueError(f"{column} ({kind}) is not a key column")
@@ -209,7 +219,7 @@ def key_text_sql(column: str, kind: str) -> str:
     if kind == TIMESTAMP:
         return f"coalesce(to_char({column}, 'YYYY-MM-DD HH24:MI:SS'), '')"
     if column in _KEY_AMOUNTS:  # numeric has no negative zero: round(-0.004, 2) is 0.00
-        return f"coalesce(round({column}__dec, 2)::numeric(38,2)::text, '')"
+        return f"coalesce(round({column}__dec, 2)::numeric(38,2)::text, {column}::text, '')"
     return f"coalesce({column}::text, '')"
 
 
@@ -239,17 +249,6 @@ def qmark_to_pyformat(sql: str) -> str:
     return "".join(out)
 
 
-@contextlib.contextmanager
-def open_decompressed(path: str) -> Iterator[io.BufferedIOBase]:
-    """The file's bytes, gunzipped on the fly when it is gzip (read once: works on pipes)."""
-    with open(path, "rb", buffering=_COPY_CHUNK) as raw:
-        if raw.peek(2)[:2] == b"\x1f\x8b":
-            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                yield stream
-        else:
-            yield raw
-
-
 class _ReadErrors:
     """A reader that remembers the exception its ``read`` raised: psycopg2 reports an error
     in the file as the server's QueryCanceled, and a broken gzip is bad input, not a retry."""
@@ -263,6 +262,10 @@ class _ReadErrors:
         except BaseException as exc:
             self.error = exc
             raise
+
+
+class PostgresConnectionError(ConnectionError):
+    """The server could not be reached or refused us; the message never shows a password."""
 
 
 class PostgresWarehouseResource(WarehouseResource):
@@ -285,7 +288,7 @@ class PostgresWarehouseResource(WarehouseResource):
     @contextlib.contextmanager
     def connect(self) -> Iterator[Any]:
         """A connection in a transaction; committed when the block ends, rolled back on error."""
-        conn = psycopg2.connect(self.resolved_dsn(), application_name=self.application_name)
+        conn = self._open()
         try:
             with conn.cursor() as cur:
                 cur.execute("SELECT set_config('lock_timeout', %s, false)",
@@ -299,6 +302,21 @@ class PostgresWarehouseResource(WarehouseResource):
             raise
         finally:
             conn.close()
+
+    def secrets(self) -> list[str]:
+        """What must never be shown: the DSN (it may carry a password) and PGPASSWORD."""
+        return [v for v in (self.resolved_dsn(), os.environ.get("PGPASSWORD")) if v]
+
+    def _open(self):
+        """A new connection. libpq echoes a malformed DSN whole in its error, password included:
+        the error is raised again with the DSN masked, not chained to the original."""
+        try:
+            return psycopg2.connect(self.resolved_dsn(), application_name=self.application_name)
+        except psycopg2.Error as exc:
+            where = mask_dsn(self.resolved_dsn()) or "the PG* variables (PGHOST, PGPORT, ...)"
+            raise PostgresConnectionError(
+                f"could not connect to PostgreSQL with {where}: "
+                f"{redact(str(exc).strip(), self.secrets())}. Check TAXI_PG_DSN or the PG* variables.") from None
 
     def _modern(self, conn) -> bool:
         return conn.server_version >= 160000 and not self.force_cast_functions
@@ -405,18 +423,16 @@ class PostgresWarehouseResource(WarehouseResource):
                 cur.execute(f"DELETE FROM {landed} WHERE filename = %s", [filename])
                 # Columns by position (the header was checked against the contract already);
                 # every field as text: typing is silver's job, so nothing is lost here.
-                with open_decompressed(path) as stream:
-                    reader = _ReadErrors(stream)
-                    try:
-                        cur.copy_expert(
-                            f"COPY {landed} ({columns}) FROM STDIN WITH "
-                            "(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"')",
-                            reader, size=_COPY_CHUNK)
-                    except psycopg2.errors.QueryCanceled:
-                        if reader.error is not None:
-                            raise reader.error from None
+                cur.execute(f"SAVEPOINT {_COPY}")
+                try:
+                    rows = self._copy(cur, landed, columns, path)
+                except psycopg2.DataError:
+                    if not files.has_mixed_line_endings(path):
                         raise
-                rows = cur.rowcount  # the rows COPY wrote: the file's rows
+                    # Some lines end with CRLF, others with LF (a real published file does
+                    # this), which COPY refuses: the file is sent again with LF throughout.
+                    cur.execute(f"ROLLBACK TO SAVEPOINT {_COPY}")
+                    rows = self._copy(cur, landed, columns, path, normalize_line_endings=True)
                 if rows == 0:
                     raise BadInputError(
                         f"{filename} (partition {partition}) has a header but no trip rows; "
@@ -438,6 +454,22 @@ class PostgresWarehouseResource(WarehouseResource):
                 "re-materialize its raw and lake assets; if it persists, the source file "
                 "itself is bad.", file=filename, partition=partition) from exc
         return BronzeResult(filename, rows)
+
+    @staticmethod
+    def _copy(cur, landed: str, columns: str, path: str, normalize_line_endings: bool = False) -> int:
+        """COPY the CSV file (gunzipped on the fly) into ``landed``; returns the rows written."""
+        with files.open_binary(path) as stream:
+            reader = _ReadErrors(files.LineEndingsNormalized(stream) if normalize_line_endings else stream)
+            try:
+                cur.copy_expert(
+                    f"COPY {landed} ({columns}) FROM STDIN WITH "
+                    "(FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"')",
+                    reader, size=_COPY_CHUNK)
+            except psycopg2.errors.QueryCanceled:
+                if reader.error is not None:
+                    raise reader.error from None
+                raise
+        return cur.rowcount
 
     @staticmethod
     def _summarize(cur, index: str, unless_rows: int | None = None) -> None:

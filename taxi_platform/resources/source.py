@@ -7,26 +7,22 @@ Files live at ``<base>/<colour>/<colour>_tripdata_YYYY-MM.csv.gz``. ``base`` may
 from __future__ import annotations
 
 import hashlib
-import random
 import shutil
-import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
-import urllib3
 from dagster import ConfigurableResource, get_dagster_logger
 from pydantic import Field
 
+from taxi_platform import files
 from taxi_platform.errors import BadInputError, NotPublishedError
 from taxi_platform.files import CHUNK, atomic_path
 from taxi_platform.landing import GCS_SCHEME, fetch_landed, landed_exists
-from taxi_platform.settings import DEFAULT_SOURCE_URL
-
-
-class TransientSourceError(Exception):
-    """A connection error or a 5xx answer: worth retrying."""
+from taxi_platform.resources import http_download
+from taxi_platform.resources.http_download import DownloadGaveUp, TransientSourceError  # noqa: F401  (re-exported)
+from taxi_platform.settings import setting
 
 
 @dataclass(frozen=True)
@@ -41,12 +37,17 @@ class DownloadedFile:
 class TaxiSourceResource(ConfigurableResource):
     """Downloads a month's published file, streaming, to a local folder."""
 
-    base_url: str = Field(default=DEFAULT_SOURCE_URL, description="TAXI_SOURCE_URL")
-    download_dir: str = Field(default="data/raw", description="where raw files are kept")
+    base_url: str = Field(default_factory=setting("source_url"), description="TAXI_SOURCE_URL")
+    download_dir: str = Field(default_factory=setting("raw_dir"),
+                              description="where raw files are kept: <TAXI_DATA_DIR>/raw")
     max_attempts: int = Field(default=5, description="tries on connection errors and 5xx")
     backoff_seconds: float = Field(default=1.0, description="first retry delay; doubles, with jitter")
     timeout_seconds: float = Field(default=60.0, description="connect/read timeout per request")
-    gcp_project_id: str = Field(default="", description="GCP_PROJECT_ID, for files landed in GCS")
+    deadline_seconds: float = Field(
+        default_factory=setting("download_deadline_seconds", float),
+        description="TAXI_DOWNLOAD_DEADLINE_SECONDS: the whole download, retries included, must end within it")
+    gcp_project_id: str = Field(default_factory=setting("gcp_project_id"),
+                                description="GCP_PROJECT_ID, for files landed in GCS")
 
     def url_for(self, colour: str, filename: str) -> str:
         return f"{self.base_url.rstrip('/')}/{colour}/{filename}"
@@ -61,9 +62,11 @@ class TaxiSourceResource(ConfigurableResource):
         target = self.local_path(colour, filename)
         scheme = urllib.parse.urlparse(url).scheme
         if scheme in ("http", "https"):
-            return self._download_http(url, target, filename, partition)
-        path = Path(urllib.parse.urlparse(url).path if scheme == "file" else url)
-        return self._copy_local(path, url, target, filename, partition)
+            got = self._download_http(url, target, filename, partition)
+        else:
+            path = Path(urllib.parse.urlparse(url).path if scheme == "file" else url)
+            got = self._copy_local(path, url, target, filename, partition)
+        return self._data_file(got, filename, partition)
 
     def copy_landed(self, uri: str, colour: str, filename: str, partition: str) -> DownloadedFile:
         """Take a file dropped in the landing area (a local path or a ``gs://`` object) as the
@@ -74,7 +77,25 @@ class TaxiSourceResource(ConfigurableResource):
         target = self.local_path(colour, filename)
         size, sha256 = fetch_landed(uri, target, self.gcp_project_id)
         url = uri if uri.startswith(GCS_SCHEME) else Path(uri).absolute().as_uri()
-        return DownloadedFile(target, url, size, sha256, 1)
+        return self._data_file(DownloadedFile(target, url, size, sha256, 1), filename, partition)
+
+    @staticmethod
+    def _data_file(got: DownloadedFile, filename: str, partition: str) -> DownloadedFile:
+        """The file as the lake keeps it, judged by its content, not its name: a gzipped CSV as
+        it is; a plain CSV (a landed ``.csv``, a server that sent it uncompressed) gzipped under
+        its published ``.csv.gz`` name; anything else (an HTML error page served with 200, an
+        empty file) refused, and not kept."""
+        kind, why = files.sniff(got.path)
+        if kind is None:
+            got.path.unlink(missing_ok=True)
+            raise BadInputError(
+                f"{filename} (partition {partition}) from {got.url} is not a data file: {why}. "
+                "Check the source (TAXI_SOURCE_URL) or the landed file.", file=filename, partition=partition)
+        if kind == files.CSV and filename.endswith(".gz"):
+            files.gzip_in_place(got.path)
+            return DownloadedFile(got.path, got.url, got.path.stat().st_size, files.sha256_of(got.path),
+                                  got.attempts)
+        return got
 
     def _copy_local(self, path: Path, url: str, target: Path, filename: str, partition: str):
         if not path.is_file():
@@ -88,51 +109,22 @@ class TaxiSourceResource(ConfigurableResource):
                 size += len(block)
         return DownloadedFile(target, url, size, digest.hexdigest(), 1)
 
-    def _download_http(self, url: str, target: Path, filename: str, partition: str):
-        log = get_dagster_logger()
-        delay = self.backoff_seconds
-        for attempt in range(1, self.max_attempts + 1):
-            try:
-                return self._try_http(url, target, filename, partition, attempt)
-            except TransientSourceError as exc:
-                if attempt == self.max_attempts:
-                    raise TransientSourceError(
-                        f"{filename} (partition {partition}): giving up after {attempt} attempts "
-                        f"on {url}: {exc}") from exc
-                wait = delay * (0.5 + random.random())  # jitter spreads out retrying workers
-                log.warning(f"{filename}: attempt {attempt} failed ({exc}); retrying in {wait:.1f}s")
-                time.sleep(wait)
-                delay *= 2
-        raise AssertionError("unreachable")
-
-    def _try_http(self, url, target, filename, partition, attempt) -> DownloadedFile:
+    def _download_http(self, url: str, target: Path, filename: str, partition: str) -> DownloadedFile:
+        """Streamed, resumed, bounded in time (taxi_platform/resources/http_download.py)."""
         try:
-            with requests.get(url, stream=True, timeout=self.timeout_seconds) as response:
-                if response.status_code == 404:
-                    raise NotPublishedError(f"{filename} is not published at {url}",
-                                            file=filename, partition=partition)
-                if response.status_code >= 500:
-                    raise TransientSourceError(f"HTTP {response.status_code} from {url}")
-                if response.status_code >= 400:
-                    raise BadInputError(
-                        f"{filename} (partition {partition}): HTTP {response.status_code} "
-                        f"from {url}; check TAXI_SOURCE_URL", file=filename, partition=partition)
-                expected = response.headers.get("Content-Length")
-                digest, size = hashlib.sha256(), 0
-                with atomic_path(target) as tmp:
-                    with open(tmp, "wb") as out:
-                        # raw stream: keep the gzip bytes as published, never decoded in memory
-                        for block in response.raw.stream(CHUNK, decode_content=False):
-                            digest.update(block)
-                            out.write(block)
-                            size += len(block)
-                    if expected is not None and int(expected) != size:
-                        raise TransientSourceError(
-                            f"connection closed after {size} of {expected} bytes")
-                return DownloadedFile(target, url, size, digest.hexdigest(), attempt)
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                urllib3.exceptions.ProtocolError) as exc:  # refused, timed out, or cut mid-body
-            raise TransientSourceError(str(exc)) from exc
+            got = http_download.download(
+                url, target, deadline_seconds=self.deadline_seconds, timeout_seconds=self.timeout_seconds,
+                max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds,
+                log=get_dagster_logger())
+        except http_download.NotFound:
+            raise NotPublishedError(f"{filename} is not published at {url}",
+                                    file=filename, partition=partition) from None
+        except http_download.Refused as exc:
+            raise BadInputError(f"{filename} (partition {partition}): {exc} from {url}; check TAXI_SOURCE_URL",
+                                file=filename, partition=partition) from None
+        except DownloadGaveUp as exc:
+            raise DownloadGaveUp(f"{filename} (partition {partition}) from {url}: {exc}") from None
+        return DownloadedFile(target, url, got.size, got.sha256, got.attempts)
 
     def is_published(self, colour: str, filename: str) -> bool:
         """A cheap probe (HEAD for HTTP) used by the publication sensor."""

@@ -11,7 +11,11 @@ unique_row_id contract (every backend must give the same id for the same row):
 lower-case hex md5 of ``vendorid|pickup|dropoff|pulocationid|dolocationid|fare_amount|trip_distance``
 where integers are decimal text, timestamps ``YYYY-MM-DD HH:MM:SS``, amounts and distances
 rounded half away from zero to two decimals and written with exactly two (``5.00``, ``-5.00``,
-``0.60``, never ``-0.00``), NULL is the empty string.
+``0.60``, never ``-0.00``), NULL is the empty string. An amount too large for 34 digits before
+the point (1e34 or more, beyond a DECIMAL(38, 4)) is written as its double's shortest round-trip
+text in exponent form (``1e+40``, ``-1.5e+40``, ``1.2345678901234568e+35``), so that no value that
+types hashes like NULL. Values that are not finite (``nan``, ``inf``, ``1e309``) do not type:
+their rows are quarantined.
 """
 
 from __future__ import annotations
@@ -50,6 +54,11 @@ class WarehouseResource(ConfigurableResource):
     def name(self) -> str:
         raise NotImplementedError
 
+    def secrets(self) -> list[str]:
+        """Strings that must never be shown (a connection string with a password): errors that
+        could echo them are raised again with them masked (taxi_platform/secrets.py)."""
+        return []
+
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """Hold the warehouse for this process while the block runs. Server backends
@@ -80,8 +89,9 @@ class WarehouseResource(ConfigurableResource):
 
     def duplicated_values(self, table: str, column: str) -> int:
         """How many values of ``column`` appear more than once in the whole ``table``."""
+        # The subquery's alias is required before PostgreSQL 16.
         return self.query(f"SELECT count(*) FROM (SELECT {column} FROM {table} "
-                          "GROUP BY 1 HAVING count(*) > 1)")[0][0]
+                          "GROUP BY 1 HAVING count(*) > 1) AS repeated")[0][0]
 
     def set_up(self) -> list[str]:
         """Create what the warehouse needs before a first load, if missing; returns what was

@@ -7,13 +7,16 @@ import gzip
 import hashlib
 import http.server
 import threading
+import time
 
 import pytest
 
-from taxi_platform.errors import NotPublishedError
+from taxi_platform.errors import BadInputError, NotPublishedError
+from taxi_platform.resources.http_download import DownloadGaveUp
 from taxi_platform.resources.source import TaxiSourceResource, TransientSourceError
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import YELLOW
+from tests.support.publisher import Behaviour, Publisher
 
 REAL = "yellow_tripdata_2019-01.csv.gz"
 
@@ -119,3 +122,70 @@ def test_a_server_that_keeps_failing_gives_up_after_the_last_attempt(flaky, tmp_
         source.download("yellow", REAL, "2019-01")
     assert handler.requests == 3
     assert list(tmp_path.rglob("*.gz")) == []
+
+
+def test_a_cut_transfer_resumes_with_a_range_request_after_honouring_retry_after(tlc_dir, tmp_path):
+    payload = (tlc_dir / "mirror/yellow" / REAL).read_bytes()
+    with Publisher(Behaviour(payload=payload, throttle_first=1, retry_after="1", cut_first_at=0.5)) as pub:
+        source = TaxiSourceResource(base_url=pub.url, download_dir=str(tmp_path), backoff_seconds=0.01)
+        started = time.monotonic()
+        got = source.download("yellow", REAL, "2019-01")
+        waited = time.monotonic() - started
+    assert got.sha256 == hashlib.sha256(payload).hexdigest() and got.path.read_bytes() == payload
+    statuses = [r[2].get("Range") for r in pub.behaviour.requests]
+    assert statuses == [None, None, f"bytes={len(payload) // 2}-"]  # 429, the cut answer, the rest
+    assert pub.behaviour.requests[2][2]["If-Range"] == '"taxi-test"'
+    assert pub.behaviour.bytes_sent < 1.6 * len(payload)
+    assert waited >= 1.0  # Retry-After: 1 was honoured
+
+
+def test_a_server_that_ignores_ranges_sends_the_file_again_and_the_checksum_still_holds(tlc_dir, tmp_path):
+    payload = (tlc_dir / "mirror/yellow" / REAL).read_bytes()
+    with Publisher(Behaviour(payload=payload, cut_first_at=0.5, ranges=False)) as pub:
+        source = TaxiSourceResource(base_url=pub.url, download_dir=str(tmp_path), backoff_seconds=0.01)
+        got = source.download("yellow", REAL, "2019-01")
+    assert got.sha256 == hashlib.sha256(payload).hexdigest() and got.attempts == 2
+
+
+def test_a_trickling_server_cannot_hold_a_download_past_its_deadline(tmp_path):
+    with Publisher(Behaviour(payload=b"x" * 1000, trickle_seconds=0.2)) as pub:
+        source = TaxiSourceResource(base_url=pub.url, download_dir=str(tmp_path), deadline_seconds=2,
+                                    timeout_seconds=5, backoff_seconds=0.01)
+        started = time.monotonic()
+        with pytest.raises(DownloadGaveUp, match="not finished within 2s"):
+            source.download("yellow", REAL, "2019-01")
+    assert time.monotonic() - started < 10
+    assert list(tmp_path.rglob("*")) == [tmp_path / "yellow"]  # nothing half-written left
+
+
+def test_an_html_page_served_with_200_is_refused_as_not_a_data_file_naming_the_url(tmp_path):
+    page = b"<!DOCTYPE html>\n<html><body>Rate limited, try later</body></html>\n"
+    with Publisher(Behaviour(payload=page, content_type="text/html")) as pub:
+        source = TaxiSourceResource(base_url=pub.url, download_dir=str(tmp_path))
+        with pytest.raises(BadInputError, match="is not a data file: it starts with '<!DOCTYPE html>'") as err:
+            source.download("yellow", REAL, "2019-01")
+    assert f"{pub.url}/yellow/{REAL}" in str(err.value)
+    assert not (tmp_path / "yellow" / REAL).exists()
+
+
+def test_an_uncompressed_csv_is_kept_gzipped_under_its_published_name(tlc_dir, tmp_path):
+    plain = gzip.open(tlc_dir / "mirror/yellow" / REAL).read()
+    with Publisher(Behaviour(payload=plain)) as pub:
+        source = TaxiSourceResource(base_url=pub.url, download_dir=str(tmp_path))
+        got = source.download("yellow", REAL, "2019-01")
+    assert gzip.open(got.path).read() == plain
+    assert got.sha256 == hashlib.sha256(got.path.read_bytes()).hexdigest()
+
+
+def test_run_config_for_one_source_setting_keeps_the_others_from_the_environment(platform_env, tmp_path):
+    from dagster import DagsterInstance, materialize
+
+    from taxi_platform.assets import raw_assets
+    from taxi_platform.resources import resources_from_env
+
+    with DagsterInstance.ephemeral() as instance:
+        result = materialize([a for a in raw_assets if "yellow" in a.key.to_user_string()],
+                             partition_key="2019-01", instance=instance, resources=resources_from_env(),
+                             run_config={"resources": {"source": {"config": {"timeout_seconds": 3}}}})
+    (event,) = result.asset_materializations_for_node("raw__yellow_tripdata")
+    assert event.metadata["url"].value == f"{platform_env.source_url}/yellow/{REAL}"

@@ -27,7 +27,7 @@ from tests.support.backends import (
     silver_rows,
     write_csv,
 )
-from tests.support.reference import expected_silver_ids
+from tests.support.reference import expected_silver_ids, key_text, unique_row_id
 
 JAN = YELLOW.filename("2019-01")
 
@@ -89,22 +89,31 @@ def test_generated_months_with_duplicates_strays_and_voided_trips_match_duckdb(p
     assert distinct == total
 
 
-def _edge_rows() -> list[dict[str, str]]:
-    line = "2,2019-01-05 06:36:51,2019-01-05 06:50:42,1,3.72,1,N,68,236,1,14.0,0.0,0.5,1.0,0.0,0.3,15.8,"
-    base = dict(zip(YELLOW.sql_names, line.split(","), strict=True))
-    edits = [
-        {}, {"tip_amount": "9.9"},  # the same trip twice: the first in file order stays
-        {"vendorid": "1.0"}, {"vendorid": " 2 "}, {"vendorid": ""}, {"passenger_count": "+3"},
-        {"fare_amount": "-0.004"}, {"fare_amount": "0.125"}, {"fare_amount": "-0.125"},
-        {"fare_amount": "0.12499"}, {"fare_amount": "1e1"}, {"fare_amount": "5."},
-        {"trip_distance": ".5"}, {"trip_distance": "-14.0"}, {"trip_distance": "nan"},
-        {"tpep_pickup_datetime": "2019-01-01 00:00:00.7"}, {"tpep_pickup_datetime": "2019-01-02"},
-        {"tpep_pickup_datetime": " 2019-01-02 03:04:05 "}, {"tpep_pickup_datetime": "2019-01-03T01:02:03"},
-        {"tpep_pickup_datetime": "2018-12-31 23:59:59"},
-        # untypable: quarantined with line and reason
-        {"vendorid": "1.5"}, {"passenger_count": "abc"}, {"tpep_dropoff_datetime": "2019-13-01 00:00:00"},
-        {"tpep_pickup_datetime": "now"}, {"fare_amount": "1,5"}, {"payment_type": "99999999999"},
-    ]
+EDGE_LINE = "2,2019-01-05 06:36:51,2019-01-05 06:50:42,1,3.72,1,N,68,236,1,14.0,0.0,0.5,1.0,0.0,0.3,15.8,"
+TYPABLE_EDITS = [
+    {}, {"tip_amount": "9.9"},  # the same trip twice: the first in file order stays
+    {"vendorid": "1.0"}, {"vendorid": " 2 "}, {"vendorid": ""}, {"passenger_count": "+3"},
+    {"fare_amount": "-0.004"}, {"fare_amount": "0.125"}, {"fare_amount": "-0.125"},
+    {"fare_amount": "0.12499"}, {"fare_amount": "1e1"}, {"fare_amount": "5."},
+    {"trip_distance": ".5"}, {"trip_distance": "-14.0"},
+    # huge amounts: each its own id (beyond DECIMAL(38, 4) the double's shortest text)
+    {"fare_amount": "1e34"}, {"fare_amount": "2e40"}, {"fare_amount": "-2e40"},
+    {"trip_distance": "123456789012345678901234567890123456"},
+    {"tpep_pickup_datetime": "2019-01-01 00:00:00.7"}, {"tpep_pickup_datetime": "2019-01-02"},
+    {"tpep_pickup_datetime": " 2019-01-02 03:04:05 "}, {"tpep_pickup_datetime": "2019-01-03T01:02:03"},
+    {"tpep_pickup_datetime": "2018-12-31 23:59:59"},
+]
+UNTYPABLE_EDITS = [  # quarantined with line and reason
+    {"vendorid": "1.5"}, {"passenger_count": "abc"}, {"tpep_dropoff_datetime": "2019-13-01 00:00:00"},
+    {"tpep_pickup_datetime": "now"}, {"fare_amount": "1,5"}, {"payment_type": "99999999999"},
+    # not finite: a month's sums would become NaN
+    {"trip_distance": "nan"}, {"fare_amount": "inf"}, {"tip_amount": "-Infinity"}, {"total_amount": "1e309"},
+    {"tpep_pickup_datetime": "infinity"}, {"tpep_dropoff_datetime": "epoch"},
+]
+
+
+def _edge_rows(edits=TYPABLE_EDITS + UNTYPABLE_EDITS) -> list[dict[str, str]]:
+    base = dict(zip(YELLOW.sql_names, EDGE_LINE.split(","), strict=True))
     return [{**base, **edit} for edit in edits]
 
 
@@ -119,15 +128,33 @@ def test_edge_values_type_hash_and_quarantine_exactly_as_on_duckdb(pg, duck, tmp
     assert [(c, n) for c, n, _ in p.quarantine_reasons] == [(c, n) for c, n, _ in d.quarantine_reasons]
     # Collapsed: the tip twin, vendor ' 2 ', passenger '+3', and fare 0.12499 (DuckDB's key reads
     # amounts as DECIMAL(38, 4) first: 0.1250, then 0.13, the same as 0.125; PostgreSQL agrees).
-    assert p.rows_quarantined == 6 and p.duplicates_collapsed == 4
+    assert p.rows_quarantined == len(UNTYPABLE_EDITS) and p.duplicates_collapsed == 4
     _same_everywhere(pg, duck, YELLOW)
 
 
+def test_non_finite_values_are_quarantined_and_huge_amounts_keep_distinct_ids(pg, duck, tmp_path):
+    rows = _edge_rows([{}, {"fare_amount": "1e34"}, {"fare_amount": "2e40"}, {"fare_amount": "-2e40"},
+                       {"fare_amount": "3e40"}, {"fare_amount": "nan"}, {"trip_distance": "inf"},
+                       {"extra": "1e309"}])
+    path = write_csv(tmp_path / JAN, YELLOW, rows)
+    for warehouse in (pg, duck):
+        _, silver = load_month(warehouse, YELLOW, "2019-01", path, max_fraction=1.0)
+        assert (silver.rows_out, silver.rows_quarantined, silver.duplicates_collapsed) == (5, 3, 0)
+        # every typable row has its own id, the reference implementation's
+        assert silver_ids(warehouse, YELLOW) == {unique_row_id(r, YELLOW) for r in rows[:5]}
+        reasons = [r[2] for r in quarantine_rows(warehouse, YELLOW)]
+        assert reasons == ["fare_amount: cannot read 'nan' as DOUBLE",
+                           "trip_distance: cannot read 'inf' as DOUBLE", "extra: cannot read '1e309' as DOUBLE"]
+        (fares,), = warehouse.query("SELECT sum(fare_amount) FROM silver.yellow_tripdata")
+        assert fares == fares  # not NaN
+    assert key_text(rows[2], YELLOW).split("|")[5] == "2e+40"
+
+
 def test_odd_but_typable_values_take_the_quick_path_and_match_duckdb(pg, duck, tmp_path, monkeypatch):
-    # The edge rows minus the untypable ones, the timestamps not already in the form they
-    # print back as, and a whole number written with a decimal point ('1.0': PostgreSQL's
-    # integer input refuses it): every value left is typed by the one-pass (quick) typing.
-    rows = [r for r in _edge_rows()[:-6] if len(r["tpep_pickup_datetime"]) == 19
+    # The typable edge rows minus the timestamps not already in the form they print back as,
+    # and a whole number written with a decimal point ('1.0': PostgreSQL's integer input
+    # refuses it): every value left is typed by the one-pass (quick) typing.
+    rows = [r for r in _edge_rows(TYPABLE_EDITS) if len(r["tpep_pickup_datetime"]) == 19
             and r["tpep_pickup_datetime"][10] == " " and r["vendorid"] != "1.0"]
     assert len(rows) >= 15
     def careful_path_not_expected(*args, **kwargs):

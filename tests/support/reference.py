@@ -7,7 +7,8 @@ import csv
 import datetime as dt
 import gzip
 import hashlib
-from decimal import ROUND_HALF_UP, Decimal
+import math
+from decimal import ROUND_HALF_UP, Decimal, localcontext
 from pathlib import Path
 
 from taxi_platform.schemas import INTEGER, TIMESTAMP, TripSchema
@@ -25,8 +26,15 @@ def _timestamp(text: str) -> str:
 
 
 def _amount(text: str) -> str:
-    rounded = Decimal(text).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)  # half away from zero
-    return "0.00" if rounded == 0 else f"{rounded:.2f}"
+    with localcontext() as exact:
+        exact.prec = 1000  # enough digits for any double
+        value = Decimal(text.strip())
+        if not value.is_finite() or not math.isfinite(float(value)):
+            raise ValueError(f"{text!r} is not a finite number")
+        if abs(value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)) >= Decimal("1e34"):
+            return repr(float(value))  # beyond DECIMAL(38, 4): the double's shortest text, 1e+40
+        rounded = value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)  # half away from zero
+        return "0.00" if rounded == 0 else f"{rounded:.2f}"
 
 
 def key_text(row: dict[str, str], schema: TripSchema) -> str:

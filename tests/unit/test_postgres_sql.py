@@ -8,9 +8,9 @@ import gzip
 import pytest
 
 from taxi_platform.resources import build_warehouse
+from taxi_platform.files import open_binary
 from taxi_platform.resources.postgres_warehouse import (
     PostgresWarehouseResource,
-    open_decompressed,
     qmark_to_pyformat,
     quick_gate_sql,
     quick_keyed_sql,
@@ -33,7 +33,7 @@ def test_copy_reads_a_gzip_file_decompressed_and_a_plain_file_as_it_is(tmp_path)
         out.write(text)
     plain.write_bytes(text)
     for path in (gz, plain):
-        with open_decompressed(str(path)) as stream:
+        with open_binary(str(path)) as stream:
             assert stream.read() == text
 
 
