@@ -143,17 +143,21 @@ def gzip_in_place(path: Path) -> None:
 
 
 def has_mixed_line_endings(path: str | os.PathLike) -> bool:
-    """True when the (gzipped) file ends some lines with CRLF and others with a bare LF."""
+    """True when the (gzipped) file ends some lines with CRLF and others with a bare LF (False
+    for a file that cannot be read to its end: its own error is the one to report)."""
     crlf = lf = 0
     previous = b""
-    with open_binary(path) as stream:
-        for block in iter(lambda: stream.read(CHUNK), b""):
-            block = previous + block
-            previous = block[-1:] if block.endswith(b"\r") else b""
-            crlf += block.count(b"\r\n")
-            lf += block.count(b"\n")
-            if crlf and lf > crlf:
-                return True
+    try:
+        with open_binary(path) as stream:
+            for block in iter(lambda: stream.read(CHUNK), b""):
+                block = previous + block
+                previous = block[-1:] if block.endswith(b"\r") else b""
+                crlf += block.count(b"\r\n")
+                lf += block.count(b"\n")
+                if crlf and lf > crlf:
+                    return True
+    except (OSError, EOFError, zlib.error):
+        return False
     return False
 
 

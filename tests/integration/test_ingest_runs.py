@@ -3,6 +3,7 @@ idempotency, and bad input that fails clearly while every good month stays good.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 
 import pytest
@@ -159,3 +160,32 @@ def test_a_few_untypable_rows_are_quarantined_with_line_and_reason(instance, mir
     assert rows == [(FEB, 6, "passenger_count: cannot read 'two' as INTEGER", "two")]
     check = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_rows_quarantined"][0]
     assert check.passed is False
+
+
+def _mixed_line_endings(path, target):
+    lines = gzip.open(path, "rt", newline="").read().split("\r\n")
+    text = "".join(line + ("\r\n" if i % 3 else "\n") for i, line in enumerate(lines) if line)
+    with gzip.open(target, "wt", newline="") as out:
+        out.write(text)
+
+
+ODD_BUT_GOOD = {
+    "lines ending in CRLF and LF mixed": _mixed_line_endings,
+    "an uncompressed CSV under the .csv.gz name": lambda path, target: target.write_bytes(
+        gzip.decompress(path.read_bytes())),
+}
+
+
+@pytest.mark.parametrize("kind", list(ODD_BUT_GOOD))
+def test_odd_but_good_files_load_exactly_like_their_clean_twin(instance, mirror, tmp_path, kind):
+    from taxi_platform.sample_source import write_month
+
+    clean = write_month(YELLOW, "2019-02", 2_000, tmp_path / "good")
+    mirror.add(clean, "yellow")
+    assert _yellow(instance, "2019-02").success
+    twin = {t: table_digest(t) for t in ("bronze.yellow_tripdata", "silver.yellow_tripdata")}
+    ODD_BUT_GOOD[kind](clean, mirror.root / "yellow" / FEB)
+    result = _yellow(instance, "2019-02")
+    assert result.success, failure_messages(result)
+    assert _metadata(instance, "bronze/yellow_tripdata")["unchanged"].value is False  # really loaded again
+    assert {t: table_digest(t) for t in twin} == twin

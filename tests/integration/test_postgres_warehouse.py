@@ -311,3 +311,15 @@ def test_two_writers_of_the_same_month_take_turns_instead_of_corrupting_it(pg, t
         holder.close()
     assert not errors
     assert (bronze_rows(pg, YELLOW), silver_rows(pg, YELLOW)) == clean
+
+
+def test_a_file_with_crlf_and_lf_line_endings_mixed_loads_as_on_duckdb(pg, duck, tlc_dir, tmp_path):
+    lines = gzip.open(tlc_dir / REAL_YELLOW, "rt", newline="").read().split("\r\n")
+    path = tmp_path / JAN
+    with gzip.open(path, "wt", newline="") as out:
+        out.write("".join(line + ("\n" if i % 2 else "\r\n") for i, line in enumerate(lines) if line))
+    for warehouse in (pg, duck):
+        bronze, silver = load_month(warehouse, YELLOW, "2019-01", path)
+        assert bronze.rows == silver.rows_out == 10_000
+    assert silver_ids(pg, YELLOW) == set(expected_silver_ids(tlc_dir / REAL_YELLOW, YELLOW))
+    _same_everywhere(pg, duck, YELLOW)
