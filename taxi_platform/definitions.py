@@ -1,6 +1,6 @@
 """The one Definitions object of the taxi_platform code location."""
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from taxi_platform.assets import ingest_assets
 from taxi_platform.assets.dbt import dbt_asset_defs, dbt_automation_sensor
@@ -20,4 +20,7 @@ defs = Definitions(
     schedules=build_schedules(colour_jobs),
     sensors=[*build_sensors(colour_jobs), dbt_automation_sensor],
     resources=resources_from_env(),
+    # One process per run: a month is a chain of steps, and a step process each would only add
+    # start-up time; the run's resources (and the watchdog's claim) are set up before any step.
+    executor=in_process_executor,
 )

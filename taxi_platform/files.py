@@ -11,8 +11,8 @@ import os
 import shutil
 import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from taxi_platform.errors import BadInputError
 from taxi_platform.schemas import TripSchema

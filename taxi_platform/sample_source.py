@@ -54,7 +54,7 @@ def _distance(expr: str) -> str:
 def month_sql(schema: TripSchema, month: str, rows: int, seed: int = 0) -> str:
     start, end = month_bounds(month)
     seconds = int((end - start).total_seconds())
-    epoch = int(start.replace(tzinfo=dt.timezone.utc).timestamp())
+    epoch = int(start.replace(tzinfo=dt.UTC).timestamp())
     base = f"(i + {seed * 7919})"
     # j: the row whose content this row carries (a duplicate copies its predecessor).
     dup = f"({_lcg(base, 1)} % 10000 < {DUPLICATE_PER_10K} AND i > 0)"

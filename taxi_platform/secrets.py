@@ -85,7 +85,7 @@ def secrets_masked(secrets: Iterable[str]) -> Iterator[None]:
     secrets = [s for s in secrets if s]
     try:
         yield
-    except Exception as exc:  # noqa: BLE001  re-raised, masked
+    except Exception as exc:
         text = str(exc)
         masked = redact(text, secrets)
         if masked == text:

@@ -65,6 +65,7 @@ from taxi_platform.schedules import automation_default_status, month_before, par
 from taxi_platform.schemas import COLOURS, SCHEMAS
 from taxi_platform.secrets import mask_url, redact
 from taxi_platform.settings import Settings
+from taxi_platform.watchdog import fail_dead_runs
 
 # ---------------------------------------------------------------------------------------------
 # landing sensor
@@ -393,5 +394,29 @@ def failure_alert_sensor(context: RunFailureSensorContext):
     alert_on_failure(context)
 
 
+# ---------------------------------------------------------------------------------------------
+# dead runs
+# ---------------------------------------------------------------------------------------------
+
+
+def build_dead_run_sensor(env: Mapping[str, str] | None = None):
+    env = os.environ if env is None else env
+
+    @sensor(
+        name="dead_run_sensor",
+        minimum_interval_seconds=int(env.get("TAXI_WATCHDOG_INTERVAL_SECONDS") or 60),
+        default_status=DefaultSensorStatus.RUNNING,
+        description=("Marks failed every run whose worker process died on this host (killed, out of "
+                     "memory) and frees its warehouse slots, so that no dead run blocks the pool; "
+                     "the instance's run retries then re-run it (taxi_platform/watchdog.py)."),
+    )
+    def dead_run_sensor(context: SensorEvaluationContext):
+        failed = fail_dead_runs(context.instance, context.log)
+        return SkipReason(f"marked failed: {', '.join(failed)}" if failed else "no dead run")
+
+    return dead_run_sensor
+
+
 def build_sensors(jobs: dict) -> list:
-    return [build_landing_sensor(jobs), build_publication_sensor(jobs), failure_alert_sensor]
+    return [build_landing_sensor(jobs), build_publication_sensor(jobs), failure_alert_sensor,
+            build_dead_run_sensor()]

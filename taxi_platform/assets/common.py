@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+from collections.abc import Iterator
 
 from dagster import (
     AssetExecutionContext,
-    Backoff,
     BackfillPolicy,
+    Backoff,
     Failure,
     Jitter,
     MetadataValue,

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import duckdb
 from dagster import get_dagster_logger
@@ -20,22 +20,14 @@ from pydantic import Field
 
 from taxi_platform import files
 from taxi_platform.errors import BadInputError
+from taxi_platform.partitions import month_bounds
 from taxi_platform.resources.warehouse import BronzeResult, SilverResult, WarehouseResource
 from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
-from taxi_platform.partitions import month_bounds
 from taxi_platform.settings import setting
 
 _SQL_TYPES = {INTEGER: "INTEGER", TIMESTAMP: "TIMESTAMP", DOUBLE: "DOUBLE", TEXT: "VARCHAR"}
 _KEY_AMOUNTS = ("fare_amount", "trip_distance")
 _HELD: dict[str, int] = {}  # DuckDB files this process holds the advisory lock of (depth)
-
-
-def _fault_point(name: str) -> None:
-    """Fault injection for the crash-safety test: with TAXI_FAULT_HANG_AT=<name>, write the
-    marker file TAXI_FAULT_MARKER and hang here (mid-transaction) until killed."""
-    if os.environ.get("TAXI_FAULT_HANG_AT") == name:
-        Path(os.environ["TAXI_FAULT_MARKER"]).write_text(str(os.getpid()))
-        time.sleep(3600)
 
 
 # The shape of a published timestamp (what PostgreSQL's and BigQuery's typing also require):
@@ -241,7 +233,6 @@ class DuckDBWarehouseResource(WarehouseResource):
             # a good month in bronze either.
             self._gate_untypable(conn, schema, partition, filename, table, rows,
                                  max_quarantine_fraction)
-            _fault_point("bronze")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -368,7 +359,6 @@ class DuckDBWarehouseResource(WarehouseResource):
                 rows_out, outside = conn.execute(
                     f"SELECT count(*), count(*) FILTER (WHERE {pickup} < ? OR {pickup} >= ?) "
                     f"FROM {silver} WHERE filename = ?", [start, end, filename]).fetchone()
-                _fault_point("silver")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from taxi_platform.files import atomic_path, sha256_of
 from taxi_platform.settings import setting
+from taxi_platform.watchdog import ClaimsItsRun
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class LakeObject:
     unchanged: bool = False  # True when the same bytes were already stored
 
 
-class LakeResource(ConfigurableResource):
+class LakeResource(ClaimsItsRun, ConfigurableResource):
     """Base class of the lakes (the assets ask for this type)."""
 
     def uri(self, key: str) -> str:

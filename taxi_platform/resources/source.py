@@ -23,6 +23,7 @@ from taxi_platform.landing import GCS_SCHEME, fetch_landed, landed_exists
 from taxi_platform.resources import http_download
 from taxi_platform.resources.http_download import DownloadGaveUp, TransientSourceError  # noqa: F401  (re-exported)
 from taxi_platform.settings import setting
+from taxi_platform.watchdog import ClaimsItsRun
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class DownloadedFile:
     attempts: int
 
 
-class TaxiSourceResource(ConfigurableResource):
+class TaxiSourceResource(ClaimsItsRun, ConfigurableResource):
     """Downloads a month's published file, streaming, to a local folder."""
 
     base_url: str = Field(default_factory=setting("source_url"), description="TAXI_SOURCE_URL")

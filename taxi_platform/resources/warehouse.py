@@ -20,13 +20,15 @@ their rows are quarantined.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import contextlib
-from typing import Any, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
 
 from dagster import ConfigurableResource
 
 from taxi_platform.schemas import TripSchema
+from taxi_platform.watchdog import ClaimsItsRun
 
 
 @dataclass
@@ -47,7 +49,7 @@ class SilverResult:
     pickups_outside_month: int = 0
 
 
-class WarehouseResource(ConfigurableResource):
+class WarehouseResource(ClaimsItsRun, ConfigurableResource):
     """Base class of the warehouse backends (the assets ask for this type)."""
 
     @property

@@ -4,6 +4,7 @@ and a process killed in the middle of a write."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,10 +12,12 @@ import time
 from pathlib import Path
 
 import pytest
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from tests.support.runs import table_digest
 
 BIN = Path(sys.executable).parent
+REPO = Path(__file__).resolve().parents[2]
 REAL = "yellow_tripdata_2019-01.csv.gz"
 
 
@@ -61,8 +64,10 @@ def test_dg_check_defs_passes(platform_env):
 
 
 @pytest.mark.parametrize("first_load", [True, False], ids=["first load", "re-load"])
-def test_a_run_killed_during_the_silver_write_leaves_silver_as_it_was_and_a_rerun_is_clean(
+def test_a_run_killed_during_the_silver_write_leaves_silver_as_it_was_and_the_next_run_is_not_blocked(
         platform_env, tmp_path, first_load):
+    # The development instance: one warehouse slot, which the killed run held.
+    shutil.copyfile(REPO / "dagster.dev.yaml", platform_env.dagster_home / "dagster.yaml")
     assert _materialize(platform_env, "*bronze/yellow_tripdata", "2019-01").returncode == 0
     if not first_load:
         assert _materialize(platform_env, "silver/yellow_tripdata", "2019-01").returncode == 0
@@ -70,11 +75,11 @@ def test_a_run_killed_during_the_silver_write_leaves_silver_as_it_was_and_a_reru
 
     marker = tmp_path / "in_silver_write"
     proc = subprocess.Popen(
-        [str(BIN / "dagster"), "asset", "materialize", "-m", "taxi_platform.definitions",
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "tests.support.faults",
          "--select", "silver/yellow_tripdata", "--partition", "2019-01"],
-        env=_env(platform_env, TAXI_FAULT_HANG_AT="silver", TAXI_FAULT_MARKER=str(marker),
+        env=_env(platform_env, TAXI_TEST_HANG_AT="silver", TAXI_TEST_HANG_MARKER=str(marker),
                  TAXI_FORCE_RELOAD="1"),  # an unchanged month would not be written at all
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd=REPO)
     try:
         deadline = time.monotonic() + 300
         while not marker.exists():
@@ -86,9 +91,16 @@ def test_a_run_killed_during_the_silver_write_leaves_silver_as_it_was_and_a_reru
         proc.wait()
 
     assert table_digest("silver.yellow_tripdata") == before
+    with DagsterInstance.get() as instance:
+        (killed,) = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED]))
+    # The next run claims its worker, finds the dead one, fails it and frees its slot.
     done = _materialize(platform_env, "silver/yellow_tripdata", "2019-01")
     assert done.returncode == 0, done.stderr[-3000:]
     after = table_digest("silver.yellow_tripdata")
     assert after[0] == 10_000
     if not first_load:
         assert after == before
+    with DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(killed.run_id).status == DagsterRunStatus.FAILURE
+        (failure,) = instance.all_logs(killed.run_id, of_type=DagsterEventType.PIPELINE_FAILURE)
+        assert "worker process" in failure.dagster_event.message and "is gone" in failure.dagster_event.message

@@ -1,0 +1,116 @@
+"""Dead runs never hold the warehouse: a run whose worker process died (SIGKILL, out of memory, a
+machine restart) is marked failed and its pool slots are freed, automatically.
+
+Dagster's run monitoring cannot tell a dead worker of the default run launcher from a live one,
+and nothing at all watches a run started by ``dagster asset materialize``: such a run stays
+``STARTED`` for ever and keeps its ``taxi_warehouse`` slot, so every later run waits "blocked by
+limit for pool taxi_warehouse". So every run says which process runs it, and the platform checks:
+
+- **the worker tag**: when a run's resources are set up (in-process execution: once, before any
+  step claims a pool slot), the run is tagged ``taxi/worker = <host>:<pid>:<start time>:<run id>``
+  (the run id, because a retry copies its parent's tags);
+- **the check** (:func:`fail_dead_runs`): a ``STARTED`` or ``CANCELING`` run whose worker is on
+  this host and is not running any more (no such process, or another one that reused the pid)
+  is reported failed with the reason, and its concurrency slots are freed. A worker on another
+  host is never judged. Runs that ended still holding slots (a killed worker whose code server
+  lived on, which marks the run failed but keeps its slots) get them freed too;
+- **who checks**: every run, as it starts (so a CLI run after a killed CLI run goes ahead with no
+  daemon at all), and the sensor ``dead_run_sensor`` every minute under the daemon. A run the
+  daemon launched is then retried by the instance's run retries (``run_retries`` in
+  dagster.yaml), which re-executes it from the step that died.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import psutil
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.events import JobFailureData, RunFailureReason
+
+WORKER_TAG = "taxi/worker"
+WATCHED_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+
+
+def worker_identity(run_id: str) -> str:
+    """``<host>:<pid>:<process start time>:<run id>`` for this process running ``run_id``."""
+    started = int(psutil.Process().create_time())
+    return f"{socket.gethostname()}:{os.getpid()}:{started}:{run_id}"
+
+
+def worker_is_dead(tag: str | None, run_id: str) -> bool:
+    """True only when the tag names a worker of ``run_id`` on this host that no longer runs."""
+    if not tag:
+        return False
+    host, _, rest = tag.partition(":")
+    pid, _, rest = rest.partition(":")
+    started, _, tagged_run = rest.partition(":")
+    if host != socket.gethostname() or tagged_run != run_id or not pid.isdigit():
+        return False  # another machine's worker, or a tag copied from a parent run
+    try:
+        return int(psutil.Process(int(pid)).create_time()) != int(started)  # pid reused
+    except psutil.NoSuchProcess:
+        return True
+    except (psutil.Error, ValueError):
+        return False
+
+
+def fail_dead_runs(instance: DagsterInstance, log=None) -> list[str]:
+    """Mark failed every watched run whose worker died on this host and free its pool slots;
+    returns their run ids."""
+    failed = []
+    for run in instance.get_runs(RunsFilter(statuses=WATCHED_STATUSES)):
+        tag = run.tags.get(WORKER_TAG)
+        if not worker_is_dead(tag, run.run_id):
+            continue
+        pid = tag.split(":")[1]
+        message = (f"The run's worker process (pid {pid} on {socket.gethostname()}) is gone: it was "
+                   "killed or crashed while the run was in progress. Marked failed by the platform's "
+                   "watchdog, which freed its warehouse slots; the instance's run retries re-run it.")
+        instance.report_run_failed(run, message, JobFailureData(
+            error=None, failure_reason=RunFailureReason.UNEXPECTED_TERMINATION))
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        if log:
+            log.warning(f"run {run.run_id} ({run.job_name}, partition {run.tags.get('dagster/partition', '-')}): "
+                        f"worker pid {pid} is gone; marked failed, slots freed")
+        failed.append(run.run_id)
+    free_slots_of_ended_runs(instance, log)
+    return failed
+
+
+def free_slots_of_ended_runs(instance: DagsterInstance, log=None) -> None:
+    """Give back at once the pool slots still held by runs that have ended (a run worker killed
+    while the code server lived on is marked failed by the code server, which does not free its
+    slots; the instance would free them only ``free_slots_after_run_end_seconds`` later)."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return
+    holding = storage.get_concurrency_run_ids()
+    if not holding:
+        return
+    for run in instance.get_runs(RunsFilter(run_ids=list(holding))):
+        if run.is_finished:
+            storage.free_concurrency_slots_for_run(run.run_id)
+            if log:
+                log.info(f"run {run.run_id} ended ({run.status.value}) holding pool slots: freed")
+
+
+def claim_run(instance: DagsterInstance | None, run, log=None) -> None:
+    """At a run's start: tag it with this worker, then fail the dead runs on this host (whose
+    slots this run may be about to wait for)."""
+    if instance is None or run is None:
+        return
+    me = worker_identity(run.run_id)
+    if run.tags.get(WORKER_TAG) != me:
+        instance.add_run_tags(run.run_id, {WORKER_TAG: me})
+    fail_dead_runs(instance, log)
+
+
+class ClaimsItsRun:
+    """Mixin of the platform's resources: setting one up for a run claims the run for this
+    worker (see :func:`claim_run`)."""
+
+    def setup_for_execution(self, context) -> None:
+        claim_run(context.instance, context.run, context.log)
