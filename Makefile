@@ -16,7 +16,6 @@ $(BIN)/.installed: requirements.lock pyproject.toml
 install: $(BIN)/.installed  ## virtual environment with the pinned packages
 
 demo: install  ## materialize every asset for three months from an offline sample source
-	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/taxi-platform demo
 
 # The browser tests drive Debian's Chromium (a test tool's own browser download fails offline).
@@ -35,17 +34,8 @@ test: install browser postgres  ## the whole suite: unit, integration, end-to-en
 # The instance: PostgreSQL (dagster.yaml) when DAGSTER_PG_HOST is set, else SQLite in
 # $(DAGSTER_HOME) (dagster.dev.yaml). Both: queued runs, run retries, pool limit 1 for warehouse writers.
 dev: install  ## Dagster UI and daemon on http://127.0.0.1:3000
-	@mkdir -p $(DAGSTER_HOME)
-	@export DAGSTER_PG_PORT=$${DAGSTER_PG_PORT:-5432} DAGSTER_PG_DB=$${DAGSTER_PG_DB:-dagster} \
-	  DAGSTER_PG_USER=$${DAGSTER_PG_USER:-postgres} DAGSTER_PG_PASSWORD=$${DAGSTER_PG_PASSWORD:-}; \
-	if [ -n "$$DAGSTER_PG_HOST" ]; then \
-	  cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml; \
-	  echo "instance: PostgreSQL $$DAGSTER_PG_USER@$$DAGSTER_PG_HOST:$$DAGSTER_PG_PORT/$$DAGSTER_PG_DB (dagster.yaml)"; \
-	else \
-	  cp dagster.dev.yaml $(DAGSTER_HOME)/dagster.yaml; \
-	  echo "instance: SQLite in $(DAGSTER_HOME) (dagster.dev.yaml; set DAGSTER_PG_HOST for PostgreSQL)"; \
-	fi; \
-	case "$${TAXI_LANDING_DIR:-}" in gs://*) ;; *) mkdir -p "$${TAXI_LANDING_DIR:-$${TAXI_DATA_DIR:-data}/landing}";; esac; \
+	$(BIN)/taxi-platform instance
+	@case "$${TAXI_LANDING_DIR:-}" in gs://*) ;; *) mkdir -p "$${TAXI_LANDING_DIR:-$${TAXI_DATA_DIR:-data}/landing}";; esac
 	exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 gx-suites: install  ## (re)write the Great Expectations suites, checkpoints and data source in gx/

@@ -1,7 +1,8 @@
-"""``taxi-platform``: a small helper CLI (offline sample source, the demo).
+"""``taxi-platform``: a small helper CLI (offline sample source, the demo, the instance).
 
     taxi-platform sample-source --months 2019-01..2019-03 --rows 50000 --out data/sample_source
     taxi-platform demo
+    taxi-platform instance     # $DAGSTER_HOME/dagster.yaml and its storage, before any run
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ def _demo(args: argparse.Namespace) -> int:
     from dagster import DagsterInstance
 
     from taxi_platform.definitions import defs
+    from taxi_platform.instance import prepare_instance
+
+    print(prepare_instance())
     from taxi_platform.resources import build_warehouse
     from taxi_platform.settings import Settings
 
@@ -85,6 +89,13 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _instance(args: argparse.Namespace) -> int:
+    from taxi_platform.instance import prepare_instance
+
+    print(prepare_instance())
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="taxi-platform", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,6 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--months", default="2019-01..2019-03")
     demo.add_argument("--rows", type=int, default=20_000)
     demo.set_defaults(func=_demo)
+
+    instance = sub.add_parser("instance", help="write $DAGSTER_HOME/dagster.yaml and create its storage")
+    instance.set_defaults(func=_instance)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -104,3 +104,19 @@ def test_a_run_killed_during_the_silver_write_leaves_silver_as_it_was_and_the_ne
         assert instance.get_run_by_id(killed.run_id).status == DagsterRunStatus.FAILURE
         (failure,) = instance.all_logs(killed.run_id, of_type=DagsterEventType.PIPELINE_FAILURE)
         assert "worker process" in failure.dagster_event.message and "is gone" in failure.dagster_event.message
+
+
+def test_two_first_runs_at_once_on_a_new_instance_both_succeed_once_it_is_prepared(platform_env, tmp_path):
+    home = tmp_path / "new_dagster_home"
+    env = _env(platform_env, DAGSTER_HOME=str(home))
+    prepared = subprocess.run([str(BIN / "taxi-platform"), "instance"], env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert prepared.returncode == 0 and "instance: SQLite" in prepared.stdout, prepared.stderr
+    runs = [subprocess.Popen(
+        [str(BIN / "dagster"), "asset", "materialize", "-m", "taxi_platform.definitions",
+         "--select", f"raw/{colour}_tripdata", "--partition", "2019-01"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for colour in ("yellow", "green")]
+    outputs = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], "\n".join(o[-2000:] for o in outputs)
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert [r.status for r in instance.get_runs()] == [DagsterRunStatus.SUCCESS] * 2
