@@ -33,8 +33,8 @@ from dagster import (
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from taxi_platform.partitions import monthly_partitions
-from taxi_platform.resources.lake import LakeResource
-from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.lake import LakeResource
+from taxi_platform.warehouse import WarehouseResource
 from taxi_platform.schemas import COLOURS
 
 COLOUR_TAG = "taxi"  # run tag with the colour, as the Kestra flows' `taxi` label

@@ -2,7 +2,7 @@
 
 landing_sensor (default RUNNING, every 30 s)
     Watches ``TAXI_LANDING_DIR`` (default ``<TAXI_DATA_DIR>/landing``, sub-folders included; or a
-    GCS prefix ``gs://bucket/prefix/``, see taxi_platform/landing.py) for
+    GCS prefix ``gs://bucket/prefix/``, see taxi_platform/sources/landing.py) for
     ``<colour>_tripdata_YYYY-MM.csv[.gz]``. Each new or changed file (same path with another
     mtime or size; in GCS another generation) becomes one run of that colour's job for that month, tagged
     ``taxi/landed_file=<path>``: the raw asset then copies that file instead of downloading.
@@ -58,9 +58,9 @@ from dagster import (
 
 from taxi_platform.assets.raw import LANDED_FILE_TAG
 from taxi_platform.jobs import BACKFILL_TAG, COLOUR_TAG, TRIGGER_TAG, job_name
-from taxi_platform.landing import GCSLanding, LocalLanding, landing_area
+from taxi_platform.sources.landing import GCSLanding, LocalLanding, landing_area
 from taxi_platform.partitions import FIRST_MONTH, MONTH_KEY_FORMAT, parse_month
-from taxi_platform.resources.source import TaxiSourceResource
+from taxi_platform.sources import TaxiSourceResource
 from taxi_platform.schedules import automation_default_status, month_before, partition_exists
 from taxi_platform.schemas import COLOURS, SCHEMAS
 from taxi_platform.secrets import mask_url, redact

@@ -17,8 +17,8 @@ from taxi_platform.assets.unchanged import LOADS, loads_metadata, unchanged_load
 from taxi_platform.errors import BadInputError
 from taxi_platform.files import check_header, read_header
 from taxi_platform.partitions import monthly_partitions
-from taxi_platform.resources.lake import LakeResource
-from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.lake import LakeResource
+from taxi_platform.warehouse import WarehouseResource
 from taxi_platform.schemas import SCHEMAS, TripSchema
 from taxi_platform.settings import Settings
 

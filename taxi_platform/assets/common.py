@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from taxi_platform.errors import BadInputError
-from taxi_platform.resources.http_download import DownloadGaveUp
+from taxi_platform.sources.http import DownloadGaveUp
 
 # Transient trouble (connection loss, 5xx, a busy database) is retried with exponential
 # backoff and jitter; bad input raises Failure(allow_retries=False) and fails once.

@@ -61,7 +61,7 @@ from taxi_platform.dbt_project import (
     taxi_dbt_project,
 )
 from taxi_platform.partitions import monthly_partitions
-from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.warehouse import WarehouseResource
 from taxi_platform.secrets import redact
 
 PARTITIONED_SELECT = "tag:partitioned"

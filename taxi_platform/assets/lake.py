@@ -15,8 +15,8 @@ from taxi_platform.assets.common import (
 )
 from taxi_platform.errors import BadInputError
 from taxi_platform.partitions import monthly_partitions
-from taxi_platform.resources.lake import LakeResource
-from taxi_platform.resources.source import TaxiSourceResource
+from taxi_platform.lake import LakeResource
+from taxi_platform.sources import TaxiSourceResource
 from taxi_platform.schemas import SCHEMAS, TripSchema
 
 

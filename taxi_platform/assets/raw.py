@@ -14,7 +14,7 @@ from taxi_platform.assets.common import (
     tag_run,
 )
 from taxi_platform.partitions import monthly_partitions
-from taxi_platform.resources.source import TaxiSourceResource
+from taxi_platform.sources import TaxiSourceResource
 from taxi_platform.schemas import SCHEMAS, TripSchema
 
 # Run tag set by the landing sensor: the run loads this file (a local path or a gs:// object)

@@ -30,7 +30,7 @@ from taxi_platform.assets.unchanged import (
     warehouse_identity,
 )
 from taxi_platform.partitions import monthly_partitions
-from taxi_platform.resources.warehouse import SilverResult, WarehouseResource
+from taxi_platform.warehouse import SilverResult, WarehouseResource
 from taxi_platform.schemas import SCHEMAS, SILVER_EXTRA_COLUMNS, TripSchema
 from taxi_platform.settings import Settings
 

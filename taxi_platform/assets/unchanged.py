@@ -25,7 +25,7 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetKey, AssetRecordsFilter, MetadataValue
 
-from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.warehouse import WarehouseResource
 
 RELOAD_TAG = "taxi/reload"
 LOADS = "loads"  # metadata key: {filename: {...what the load left...}}

@@ -39,7 +39,7 @@ from taxi_platform.checks.gx_suites import (
     silver_suite,
 )
 from taxi_platform.partitions import monthly_partitions
-from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.warehouse import WarehouseResource
 from taxi_platform.schemas import SCHEMAS, TripSchema
 from taxi_platform.secrets import secrets_masked
 

@@ -27,9 +27,9 @@ from urllib.parse import quote, urlencode
 from duckdb_engine import Dialect as _DuckDBEngineDialect
 from sqlalchemy.dialects import registry
 
-from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
-from taxi_platform.resources.postgres_warehouse import PostgresWarehouseResource
-from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
+from taxi_platform.warehouse.postgres import PostgresWarehouseResource
+from taxi_platform.warehouse import WarehouseResource
 from taxi_platform.settings import Settings
 
 if TYPE_CHECKING:

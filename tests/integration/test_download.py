@@ -12,8 +12,8 @@ import time
 import pytest
 
 from taxi_platform.errors import BadInputError, NotPublishedError
-from taxi_platform.resources.http_download import DownloadGaveUp
-from taxi_platform.resources.source import TaxiSourceResource, TransientSourceError
+from taxi_platform.sources.http import DownloadGaveUp
+from taxi_platform.sources.source import TaxiSourceResource, TransientSourceError
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import YELLOW
 from tests.support.publisher import Behaviour, Publisher

@@ -8,7 +8,7 @@ import csv
 import gzip
 
 from taxi_platform.files import check_header, read_header
-from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import SCHEMAS
 from tests.support.reference import expected_silver_ids

@@ -13,7 +13,7 @@ from google.cloud.storage.blob import Blob
 
 from taxi_platform.assets import ingest_assets
 from taxi_platform.files import sha256_of
-from taxi_platform.resources.gcs_lake import GCSLakeResource, LakeChecksumError
+from taxi_platform.lake.gcs import GCSLakeResource, LakeChecksumError
 from taxi_platform.settings import Settings
 from tests.support import gcs as gcs_support
 from tests.support.backends import REAL_YELLOW

@@ -14,8 +14,8 @@ import psycopg2
 import pytest
 
 from taxi_platform.errors import BadInputError
-from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
-from taxi_platform.resources.postgres_warehouse import PostgresWarehouseResource
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
+from taxi_platform.warehouse.postgres import PostgresWarehouseResource
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import GREEN, YELLOW
 from tests.support.backends import (

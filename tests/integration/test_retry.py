@@ -13,7 +13,7 @@ from dagster import Backoff, DagsterEventType, DagsterInstance, Jitter, material
 from taxi_platform.assets import ingest_assets
 from taxi_platform.assets.common import TRANSIENT_RETRY_POLICY
 from taxi_platform.assets.raw import raw_assets
-from taxi_platform.resources.source import TaxiSourceResource
+from taxi_platform.sources import TaxiSourceResource
 
 REAL = "yellow_tripdata_2019-01.csv.gz"
 

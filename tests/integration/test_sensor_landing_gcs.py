@@ -9,7 +9,7 @@ import hashlib
 import pytest
 from dagster import DagsterInstance
 
-from taxi_platform.landing import _gcs_client
+from taxi_platform.sources.landing import _gcs_client
 from taxi_platform.resources import build_warehouse
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import YELLOW

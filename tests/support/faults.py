@@ -18,7 +18,7 @@ from pathlib import Path
 from dagster import Definitions
 
 from taxi_platform import definitions as platform
-from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 
 
 class _HangsBeforeCommit:

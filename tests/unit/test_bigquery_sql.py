@@ -12,7 +12,7 @@ import pytest
 import sqlglot
 
 from taxi_platform.resources import build_warehouse
-from taxi_platform.resources.bigquery_warehouse import (
+from taxi_platform.warehouse.bigquery.resource import (
     BigQueryWarehouseResource,
     inline_parameters,
     qualify_layers,
@@ -20,7 +20,7 @@ from taxi_platform.resources.bigquery_warehouse import (
     typed_select_sql,
     unique_row_id_sql,
 )
-from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.schemas import GREEN, YELLOW
 from taxi_platform.settings import Settings
 from tests.support.backends import REAL_YELLOW, load_month, silver_ids, write_csv
@@ -110,7 +110,7 @@ def test_taxi_warehouse_bigquery_reads_kestras_settings_and_the_gcs_lake_bucket(
 
 
 def test_the_external_table_option_reads_the_gzipped_object_in_place_as_text_columns():
-    from taxi_platform.resources.bigquery_warehouse import BigQueryWarehouseResource
+    from taxi_platform.warehouse.bigquery import BigQueryWarehouseResource
 
     uri = "gs://taxi-lake/yellow/yellow_tripdata_2019-01.csv.gz"
     table = BigQueryWarehouseResource.external_table("p.taxi_bronze._load_x", uri, YELLOW)

@@ -24,9 +24,9 @@ from taxi_platform.checks.gx_suites import (
     write_context,
 )
 from taxi_platform.partitions import monthly_partitions
-from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
-from taxi_platform.resources.postgres_warehouse import PostgresWarehouseResource
-from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
+from taxi_platform.warehouse.postgres import PostgresWarehouseResource
+from taxi_platform.warehouse import WarehouseResource
 from taxi_platform.schemas import GREEN, SCHEMAS, YELLOW
 
 

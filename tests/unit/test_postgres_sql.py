@@ -9,7 +9,7 @@ import pytest
 
 from taxi_platform.resources import build_warehouse
 from taxi_platform.files import open_binary
-from taxi_platform.resources.postgres_warehouse import (
+from taxi_platform.warehouse.postgres.resource import (
     PostgresWarehouseResource,
     qmark_to_pyformat,
     quick_gate_sql,

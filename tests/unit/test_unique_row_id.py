@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.schemas import GREEN, YELLOW
 from tests.support.reference import key_text, read_rows, unique_row_id
 

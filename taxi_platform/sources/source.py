@@ -19,9 +19,9 @@ from pydantic import Field
 from taxi_platform import files
 from taxi_platform.errors import BadInputError, NotPublishedError
 from taxi_platform.files import CHUNK, atomic_path
-from taxi_platform.landing import GCS_SCHEME, fetch_landed, landed_exists
-from taxi_platform.resources import http_download
-from taxi_platform.resources.http_download import DownloadGaveUp, TransientSourceError  # noqa: F401  (re-exported)
+from taxi_platform.sources.landing import GCS_SCHEME, fetch_landed, landed_exists
+from taxi_platform.sources import http as http_download
+from taxi_platform.sources.http import DownloadGaveUp, TransientSourceError  # noqa: F401  (re-exported)
 from taxi_platform.settings import setting
 from taxi_platform.watchdog import ClaimsItsRun
 

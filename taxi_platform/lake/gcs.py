@@ -29,7 +29,7 @@ from google.api_core.exceptions import Conflict, NotFound
 from pydantic import Field
 
 from taxi_platform.files import sha256_of
-from taxi_platform.resources.lake import LakeObject, LakeResource
+from taxi_platform.lake import LakeObject, LakeResource
 from taxi_platform.settings import setting
 
 _MIB = 1024 * 1024

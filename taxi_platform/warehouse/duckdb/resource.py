@@ -21,7 +21,7 @@ from pydantic import Field
 from taxi_platform import files
 from taxi_platform.errors import BadInputError
 from taxi_platform.partitions import month_bounds
-from taxi_platform.resources.warehouse import BronzeResult, SilverResult, WarehouseResource
+from taxi_platform.warehouse import BronzeResult, SilverResult, WarehouseResource
 from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
 from taxi_platform.settings import setting
 
@@ -57,7 +57,7 @@ def _key_amount(column: str) -> str:
     negative zero. DECIMAL(18, 4) is a 64-bit integer, several times faster than
     DECIMAL(38, 4), which is kept for amounts too large for it. An amount too large for that
     (1e34 and more) is written as its double's shortest round-trip text (``1e+40``), never
-    as NULL (see the id contract in taxi_platform/resources/warehouse.py)."""
+    as NULL (see the id contract in taxi_platform/warehouse/port.py)."""
     raw = f'"{column}__raw"'
     return (f"coalesce(CAST(round(TRY_CAST({raw} AS DECIMAL(18, 4)), 2) AS DECIMAL(18, 2))::VARCHAR, "
             f"CAST(round(TRY_CAST({raw} AS DECIMAL(38, 4)), 2) AS DECIMAL(38, 2))::VARCHAR, "

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from taxi_platform.resources.bigquery_warehouse import BigQueryWarehouseResource
-from taxi_platform.resources.duckdb_warehouse import DuckDBWarehouseResource
-from taxi_platform.resources.gcs_lake import GCSLakeResource
-from taxi_platform.resources.lake import LakeResource, LocalLakeResource
-from taxi_platform.resources.postgres_warehouse import PostgresWarehouseResource
-from taxi_platform.resources.source import TaxiSourceResource
-from taxi_platform.resources.warehouse import WarehouseResource
+from taxi_platform.warehouse.bigquery import BigQueryWarehouseResource
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
+from taxi_platform.lake.gcs import GCSLakeResource
+from taxi_platform.lake import LakeResource, LocalLakeResource
+from taxi_platform.warehouse.postgres import PostgresWarehouseResource
+from taxi_platform.sources import TaxiSourceResource
+from taxi_platform.warehouse import WarehouseResource
 from taxi_platform.settings import Settings
 
 

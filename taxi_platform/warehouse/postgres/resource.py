@@ -52,7 +52,7 @@ from pydantic import Field
 from taxi_platform import files
 from taxi_platform.errors import BadInputError
 from taxi_platform.partitions import month_bounds
-from taxi_platform.resources.warehouse import BronzeResult, SilverResult, WarehouseResource
+from taxi_platform.warehouse import BronzeResult, SilverResult, WarehouseResource
 from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
 from taxi_platform.secrets import mask_dsn, redact
 
