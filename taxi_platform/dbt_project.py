@@ -120,33 +120,10 @@ def prepare_manifest(project: DbtProject = taxi_dbt_project, force: bool = False
 
 
 def partition_filenames(first_month: str, last_month: str) -> list[str]:
-    """The published files of the months ``first..last`` (both colours): what a partition of
-    fct_trips rebuilds. The dbt macro ``partition_filenames`` computes the same list."""
-    return [schema.filename(month) for month in month_range(first_month, last_month)
-            for schema in SCHEMAS.values()]
-
-
-_PG_VARIABLES = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
-                 "dbname": "PGDATABASE"}
-
-
-def dbt_variables(warehouse) -> dict[str, str]:
-    """The environment variables profiles.yml reads, from the warehouse resource the assets use:
-    TAXI_DUCKDB_PATH (absolute: dbt runs in dbt_project/) for DuckDB; for PostgreSQL the PG*
-    variables from its DSN (TAXI_PG_DSN), when it has one rather than the PG* variables."""
-    variables: dict[str, str] = {}
-    if getattr(warehouse, "path", None):
-        variables["TAXI_DUCKDB_PATH"] = str(Path(warehouse.path).absolute())
-    if getattr(warehouse, "memory_limit", None):
-        variables["TAXI_DUCKDB_MEMORY_LIMIT"] = warehouse.memory_limit
-    dsn = getattr(warehouse, "dsn", None) or (os.environ.get("TAXI_PG_DSN") if warehouse.name == "postgres" else "")
-    if dsn:
-        from psycopg2.extensions import parse_dsn
-
-        for key, value in parse_dsn(dsn).items():
-            if key in _PG_VARIABLES:
-                variables[_PG_VARIABLES[key]] = value
-    return variables
+    """The published files of the months ``first..last`` (both colours, either source): what a
+    partition of fct_trips rebuilds. The dbt macro ``partition_filenames`` computes the same list."""
+    return [name for month in month_range(first_month, last_month)
+            for schema in SCHEMAS.values() for name in schema.month_files(month)]
 
 
 @contextlib.contextmanager

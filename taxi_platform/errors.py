@@ -20,3 +20,58 @@ class BadInputError(Exception):
 
 class NotPublishedError(BadInputError):
     """The source answered 404: the month is not (yet) published there."""
+
+
+# -- the messages every warehouse backend gives for the same bad month (docs/troubleshooting.md) --
+
+def no_trip_rows(filename: str, partition: str) -> BadInputError:
+    return BadInputError(
+        f"{filename} (partition {partition}) has a header but no trip rows; the previous load of this "
+        "month (if any) is kept. Check the source file.", file=filename, partition=partition)
+
+
+def too_many_untypable(filename: str, partition: str, rows: int, bad: int,
+                       by_column: list[tuple[str, int, str]], max_fraction: float) -> BadInputError:
+    """More than ``max_fraction`` of the file's rows cannot be typed; ``by_column``: (column,
+    rows, an example value) for every column with text that cannot be typed."""
+    detail = "; ".join(f"column {col}: {n} rows, e.g. {example}" for col, n, example in by_column)
+    return BadInputError(
+        f"{filename} (partition {partition}): {bad} of {rows} rows ({bad / rows:.1%}) cannot be "
+        f"typed, more than the {max_fraction:.1%} allowed (TAXI_MAX_QUARANTINE_FRACTION). "
+        f"{detail}. Nothing was changed for this month; fix the file, or the column contract "
+        "in taxi_platform/schemas.py if TLC changed a type.",
+        file=filename, partition=partition, column=by_column[0][0] if by_column else None)
+
+
+def _deliberately(filename: str, partition: str) -> str:
+    return (f"The month loaded before is kept. If {filename} is right, load it deliberately: run "
+            f"partition {partition} again with the run tag taxi/reload=true.")
+
+
+def far_fewer_rows(filename: str, partition: str, rows: int, loaded: int, loaded_from: str,
+                   min_share: float) -> BadInputError:
+    return BadInputError(
+        f"{filename} (partition {partition}) has {rows:,} rows, far fewer than the {loaded:,} loaded "
+        f"for the month from {loaded_from} ({rows / loaded:.0%}, below {min_share:.0%}): a cut or "
+        f"partial file? {_deliberately(filename, partition)}", file=filename, partition=partition)
+
+
+def below_published(filename: str, partition: str, rows: int, published: int) -> BadInputError:
+    return BadInputError(
+        f"{filename} (partition {partition}) has {rows:,} rows, fewer than the {published:,} the TLC "
+        f"published for it: a cut or partial file? {_deliberately(filename, partition)}",
+        file=filename, partition=partition)
+
+
+def pickups_outside_month(filename: str, partition: str, rows: int, in_month: int, column: str,
+                          min_share: float) -> BadInputError:
+    return BadInputError(
+        f"{filename} (partition {partition}): only {in_month:,} of {rows:,} pickups ({in_month / rows:.0%}, "
+        f"below {min_share:.0%}) fall in {partition}: the trips of another month? (column {column}) "
+        f"{_deliberately(filename, partition)}", file=filename, partition=partition, column=column)
+
+
+def refused_by_gate(filename: str, partition: str, description: str) -> BadInputError:
+    return BadInputError(
+        f"{filename} (partition {partition}) was refused by the bronze gate, so the month loaded before "
+        f"is kept: {description}", file=filename, partition=partition)

@@ -12,6 +12,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from taxi_platform.errors import BadInputError
@@ -78,7 +79,7 @@ def check_header(header: list[str], schema: TripSchema, *, file: str, partition:
     """The schema contract: the file's columns must be the colour's columns, in order
     (names compared case-insensitively). Any difference is reported column by column."""
     got = [name.lower() for name in header]
-    want = schema.sql_names
+    want = schema.required
     if got == want:
         return
     missing = [c for c in want if c not in got]
@@ -215,3 +216,54 @@ def normalized_copy(path: str | os.PathLike) -> Iterator[Path]:
         yield Path(tmp)
     finally:
         os.unlink(tmp)
+
+
+def parquet_columns(path: str | os.PathLike, *, file: str, partition: str) -> list[str]:
+    """The column names of a Parquet file, from its footer (the data is not read)."""
+    import pyarrow.parquet as pq
+
+    try:
+        return list(pq.read_schema(path).names)
+    except Exception as exc:  # noqa: BLE001  pyarrow's errors have no common base class
+        raise BadInputError(
+            f"{file} (partition {partition}) cannot be read as Parquet: {str(exc).splitlines()[0]}. "
+            "The download is probably truncated or corrupt: re-materialize its raw asset.",
+            file=file, partition=partition) from None
+
+
+def check_parquet_columns(names: list[str], schema: TripSchema, *, file: str, partition: str) -> list[str]:
+    """The Parquet contract: every required column present, matched by name case-insensitively
+    (``Airport_fee`` is ``airport_fee``); returns the columns the contract does not know (kept in
+    bronze as they are, reported, not loaded into silver)."""
+    got = [name.lower() for name in names]
+    missing = [c for c in schema.required if c not in got]
+    if missing:
+        raise BadInputError(
+            f"{file} (partition {partition}) does not match the {schema.colour} column contract: missing "
+            f"column{'s' * (len(missing) > 1)} {', '.join(missing)} (matched by name, whatever the case). "
+            f"It has: {', '.join(names)}. If TLC changed the layout, update taxi_platform/schemas.py "
+            "before loading this month.", file=file, partition=partition, column=missing[0])
+    known = set(schema.sql_names)
+    return [name for name in got if name not in known]
+
+
+@dataclass(frozen=True)
+class FileContract:
+    """A month's file checked against its colour's column contract, and how to read it."""
+
+    format: str  # CSV (gzipped or not) or PARQUET
+    columns: tuple[tuple[str, str], ...]  # (name in the file, bronze column) of every column, in file order
+    unknown: list[str]  # bronze columns of the file's columns the contract does not know
+    gzipped: bool = False
+
+    @classmethod
+    def of(cls, path: str | os.PathLike, schema: TripSchema, *, filename: str, partition: str) -> FileContract:
+        """The file's contract, or a BadInputError naming the file, partition and column."""
+        kind, _ = sniff(path)
+        if kind == PARQUET:
+            names = parquet_columns(path, file=filename, partition=partition)
+            unknown = check_parquet_columns(names, schema, file=filename, partition=partition)
+            return cls(PARQUET, tuple((n, n.lower()) for n in names), unknown)
+        header = read_header(path, file=filename, partition=partition)
+        check_header(header, schema, file=filename, partition=partition)
+        return cls(CSV, tuple(zip(header, schema.required, strict=True)), [], gzipped=kind == GZIP)

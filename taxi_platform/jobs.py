@@ -24,18 +24,17 @@ from dagster import (
     AssetsDefinition,
     AssetSelection,
     MetadataValue,
+    MonthlyPartitionsDefinition,
     Output,
     define_asset_job,
     in_process_executor,
     job,
     op,
 )
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from taxi_platform.partitions import monthly_partitions
 from taxi_platform.lake import LakeResource
-from taxi_platform.warehouse import WarehouseResource
 from taxi_platform.schemas import COLOURS
+from taxi_platform.warehouse import WarehouseResource
 
 COLOUR_TAG = "taxi"  # run tag with the colour, as the Kestra flows' `taxi` label
 TRIGGER_TAG = "taxi/trigger"  # schedule, landing, publication: what asked for the run
@@ -46,30 +45,32 @@ def job_name(colour: str) -> str:
     return f"{colour}_tripdata_job"
 
 
-def colour_asset_keys(assets: Iterable[object], colour: str) -> list[AssetKey]:
-    """Keys of the monthly-partitioned assets tagged ``colour: <colour>``, in definition order."""
-    keys = []
+def colour_assets(assets: Iterable[object], colour: str) -> tuple[list[AssetKey], object]:
+    """Keys of the monthly-partitioned assets tagged ``colour: <colour>``, in definition order,
+    and their partitions (the colour's months at the source)."""
+    keys, partitions = [], None
     for assets_def in assets:
         if not isinstance(assets_def, AssetsDefinition):
             continue
         for spec in assets_def.specs:
-            if spec.tags.get("colour") == colour and spec.partitions_def == monthly_partitions:
+            if spec.tags.get("colour") == colour and isinstance(spec.partitions_def, MonthlyPartitionsDefinition):
                 keys.append(spec.key)
-    return keys
+                partitions = partitions or spec.partitions_def
+    return keys, partitions
 
 
-def build_colour_jobs(assets: Iterable[object]) -> dict[str, UnresolvedAssetJobDefinition]:
+def build_colour_jobs(assets: Iterable[object]) -> dict:
     """``{colour: job}`` for every colour, each selecting that colour's monthly assets."""
     assets = list(assets)
     jobs = {}
     for colour in COLOURS:
-        keys = colour_asset_keys(assets, colour)
+        keys, partitions = colour_assets(assets, colour)
         if not keys:
             raise ValueError(f"no monthly-partitioned asset is tagged colour={colour!r}")
         jobs[colour] = define_asset_job(
             name=job_name(colour),
             selection=AssetSelection.assets(*keys),
-            partitions_def=monthly_partitions,
+            partitions_def=partitions,
             tags={COLOUR_TAG: colour},
             executor_def=in_process_executor,
             description=(

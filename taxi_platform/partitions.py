@@ -1,22 +1,76 @@
-"""The one monthly partitions definition, and helpers to move between keys and dates.
+"""The monthly partitions, which follow the source, and helpers to move between keys and dates.
 
-Partition keys are ``YYYY-MM`` (``2019-01``). The first month is 2019-01; the last is the
-last complete month (Dagster only creates a month's partition once the month has ended).
+Partition keys are ``YYYY-MM`` (``2019-01``), one per month a source publishes:
+
+| ``TAXI_SOURCE`` | yellow | green |
+|---|---|---|
+| ``mirror`` (default: the DataTalksClub CSV mirror) | 2019-01 … 2021-07 | 2019-01 … 2021-07 |
+| ``tlc`` (the TLC's own Parquet files) | 2011-01 … the last complete month | 2013-08 … the last complete month |
+
+A month's partition exists once the month has ended (the TLC publishes it about two months later;
+the publication sensor waits quietly for it). The partitions are read from the environment when
+the definitions load.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import os
 import re
 
 from dagster import MonthlyPartitionsDefinition
 
-FIRST_MONTH = "2019-01"
 MONTH_KEY_FORMAT = "%Y-%m"
+MIRROR, TLC = "mirror", "tlc"
+SOURCES = (MIRROR, TLC)
+# (first month, last month or None: the last complete one) per source and colour
+PUBLISHED_MONTHS = {
+    MIRROR: {"yellow": ("2019-01", "2021-07"), "green": ("2019-01", "2021-07")},
+    TLC: {"yellow": ("2011-01", None), "green": ("2013-08", None)},
+}
+FIRST_MONTH = "2019-01"  # the mirror's first month (the default source)
 
-monthly_partitions = MonthlyPartitionsDefinition(
-    start_date=FIRST_MONTH, fmt=MONTH_KEY_FORMAT, end_offset=0
-)
+
+def source_from_env(env=None) -> str:
+    env = os.environ if env is None else env
+    source = (env.get("TAXI_SOURCE") or MIRROR).strip().lower()
+    if source not in SOURCES:
+        raise ValueError(f"TAXI_SOURCE={source!r} is not a source this build knows (use: {', '.join(SOURCES)})")
+    return source
+
+
+@functools.cache
+def _partitions(first: str, last: str | None) -> MonthlyPartitionsDefinition:
+    end = None
+    if last:
+        after = dt.date(int(last[:4]) + (last[5:] == "12"), int(last[5:]) % 12 + 1, 1)
+        end = after.strftime(MONTH_KEY_FORMAT)
+    return MonthlyPartitionsDefinition(start_date=first, end_date=end, fmt=MONTH_KEY_FORMAT, end_offset=0)
+
+
+def partitions_for(colour: str, source: str | None = None) -> MonthlyPartitionsDefinition:
+    """A colour's months at the source (``TAXI_SOURCE`` when not given)."""
+    return _partitions(*PUBLISHED_MONTHS[source or source_from_env()][colour])
+
+
+def all_colours_partitions(source: str | None = None) -> MonthlyPartitionsDefinition:
+    """Every month any colour has at the source (what gold/fct_trips, both colours, is partitioned by)."""
+    spans = PUBLISHED_MONTHS[source or source_from_env()].values()
+    last = None if any(end is None for _, end in spans) else max(end for _, end in spans)
+    return _partitions(min(first for first, _ in spans), last)
+
+
+def within(partitions: MonthlyPartitionsDefinition, month: str) -> bool:
+    """Whether ``month`` lies within the partitions' span (whether it has ended is another matter)."""
+    start = parse_month(month)
+    return (partitions.start.date() <= start
+            and (partitions.end is None or start < partitions.end.date()))
+
+
+def first_month(colour: str, source: str | None = None) -> str:
+    return PUBLISHED_MONTHS[source or source_from_env()][colour][0]
+
 
 _MONTH_RE = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from taxi_platform.warehouse.bigquery import BigQueryWarehouseResource
-from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
-from taxi_platform.lake.gcs import GCSLakeResource
 from taxi_platform.lake import LakeResource, LocalLakeResource
-from taxi_platform.warehouse.postgres import PostgresWarehouseResource
+from taxi_platform.lake.gcs import GCSLakeResource
+from taxi_platform.settings import Settings
 from taxi_platform.sources import TaxiSourceResource
 from taxi_platform.warehouse import WarehouseResource
-from taxi_platform.settings import Settings
+from taxi_platform.warehouse.bigquery import BigQueryWarehouseResource
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
+from taxi_platform.warehouse.postgres import PostgresWarehouseResource
 
 
 def build_lake(settings: Settings, from_env: bool = False) -> LakeResource:
@@ -63,3 +63,9 @@ def resources_from_env(settings: Settings | None = None) -> dict:
     settings = Settings.from_env()
     return {"source": TaxiSourceResource(), "lake": build_lake(settings, from_env=True),
             "warehouse": build_warehouse(settings, from_env=True)}
+
+
+def configured_warehouse() -> WarehouseResource:
+    """The warehouse TAXI_WAREHOUSE names, as the definitions load: what the asset definitions
+    ask it (its Dagster kind, its table names) when they are built."""
+    return build_warehouse(Settings.from_env(), from_env=True)

@@ -96,8 +96,7 @@ def month_sql(schema: TripSchema, month: str, rows: int, seed: int = 0) -> str:
         "congestion_surcharge": f"'{congestion}'" if congestion else "NULL",
     }
     select = []
-    for col in schema.columns:
-        name = col.name
+    for name in schema.header:
         generic = ("pickup" if name.endswith("pickup_datetime")
                    else "dropoff" if name.endswith("dropoff_datetime") else name)
         select.append(f'{vals[generic]} AS "{name}"')

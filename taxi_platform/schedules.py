@@ -25,6 +25,7 @@ import zoneinfo
 
 from dagster import (
     DefaultScheduleStatus,
+    MonthlyPartitionsDefinition,
     RunRequest,
     ScheduleEvaluationContext,
     SkipReason,
@@ -33,7 +34,7 @@ from dagster import (
 )
 
 from taxi_platform.jobs import COLOUR_TAG, TRIGGER_TAG
-from taxi_platform.partitions import FIRST_MONTH, MONTH_KEY_FORMAT, month_bounds
+from taxi_platform.partitions import MONTH_KEY_FORMAT, month_bounds, within
 
 # Hour of day (on the 1st) of each colour's tick: the Kestra crons `0 9 1 * *` / `0 10 1 * *`.
 SCHEDULE_HOURS = {"green": 9, "yellow": 10}
@@ -65,11 +66,14 @@ def month_before(day: dt.date) -> str:
     return (first - dt.timedelta(days=1)).strftime(MONTH_KEY_FORMAT)
 
 
-def partition_exists(month: str, at: dt.datetime) -> bool:
-    """Whether Dagster has the month's partition at ``at``: a month exists once it has ended
-    (in UTC, the partitions' timezone) and is not before the first month."""
-    end = month_bounds(month)[1].replace(tzinfo=dt.UTC)
-    return month >= FIRST_MONTH and end <= at.astimezone(dt.UTC)
+def month_has_ended(month: str, at: dt.datetime) -> bool:
+    return month_bounds(month)[1].replace(tzinfo=dt.UTC) <= at.astimezone(dt.UTC)
+
+
+def partition_exists(month: str, at: dt.datetime, partitions: MonthlyPartitionsDefinition) -> bool:
+    """Whether Dagster has the month among ``partitions`` at ``at``: a month exists once it has
+    ended (in UTC, the partitions' timezone) and lies within the months the source publishes."""
+    return month_has_ended(month, at) and within(partitions, month)
 
 
 def _local_timezone_schedule(job, colour: str, hour: int, timezone: str, status):
@@ -83,7 +87,7 @@ def _local_timezone_schedule(job, colour: str, hour: int, timezone: str, status)
     )
     def _monthly(context: ScheduleEvaluationContext):
         month = month_before(context.scheduled_execution_time.date())
-        if not partition_exists(month, context.scheduled_execution_time):
+        if not partition_exists(month, context.scheduled_execution_time, job.partitions_def):
             return SkipReason(f"partition {month} does not exist yet at "
                               f"{context.scheduled_execution_time.isoformat()}")
         return RunRequest(run_key=month, partition_key=month,

@@ -1,8 +1,18 @@
-"""Column contracts of the published TLC files, one per cab colour.
+"""Column contracts of the published TLC files, one per cab colour, and the rules every backend
+shares: the key columns of ``unique_row_id``, the amounts among them, the words of quarantine
+reasons, the file names of a month.
 
-The contract is what the file must look like (header names and their order) and what each
-column becomes in silver (its type). The key columns feed ``unique_row_id``; see
-``unique_row_id`` in the warehouse backends for the exact text that is hashed.
+The contract is what a file must hold and what each column becomes in silver (its type):
+
+- the CSV mirror (``TAXI_SOURCE=mirror``) publishes exactly the colour's *required* columns, in
+  order: its header must be exactly :attr:`TripSchema.header`;
+- the TLC's Parquet files (``TAXI_SOURCE=tlc``) carry the required columns (matched by name,
+  case-insensitively: ``Airport_fee`` is ``airport_fee``) plus, in some months, the *optional*
+  ones (``airport_fee``, ``cbd_congestion_fee``), NULL in silver where a file lacks them. A column
+  the contract does not know is kept in bronze and reported, never loaded into silver.
+
+The id contract (what is hashed into ``unique_row_id``) is written once, in
+``taxi_platform/warehouse/port.py``.
 """
 
 from __future__ import annotations
@@ -11,6 +21,14 @@ from dataclasses import dataclass
 
 # Silver column types, as portable SQL type names each backend maps to its own.
 INTEGER, TIMESTAMP, DOUBLE, TEXT = "INTEGER", "TIMESTAMP", "DOUBLE", "TEXT"
+# The words quarantine reasons use for each type, on every backend: "<column>: cannot read '<text>' as <WORD>".
+REASON_TYPES = {INTEGER: "INTEGER", TIMESTAMP: "TIMESTAMP", DOUBLE: "DOUBLE", TEXT: "VARCHAR"}
+# The amounts among the key columns: hashed rounded to two decimals (see the id contract).
+KEY_AMOUNTS = ("fare_amount", "trip_distance")
+
+# The two forms a month is published in: the CSV mirror's and the TLC's own.
+CSV_GZ, PARQUET = ".csv.gz", ".parquet"
+FORMATS = (CSV_GZ, PARQUET)
 
 
 @dataclass(frozen=True)
@@ -18,6 +36,7 @@ class Column:
     name: str  # as written in the file's header
     type: str  # silver type: INTEGER, TIMESTAMP, DOUBLE or TEXT
     description: str = ""
+    optional: bool = False  # not in every published file (never in the CSV mirror's)
 
     @property
     def sql_name(self) -> str:
@@ -28,7 +47,7 @@ class Column:
 @dataclass(frozen=True)
 class TripSchema:
     colour: str
-    columns: tuple[Column, ...]
+    columns: tuple[Column, ...]  # every silver column, the file's required ones first, in file order
     pickup: str  # sql name of the pickup timestamp
     dropoff: str
 
@@ -38,10 +57,17 @@ class TripSchema:
 
     @property
     def header(self) -> list[str]:
-        return [c.name for c in self.columns]
+        """The CSV mirror's header: the required columns, in order."""
+        return [c.name for c in self.columns if not c.optional]
+
+    @property
+    def required(self) -> list[str]:
+        """The sql names every published file must have."""
+        return [c.sql_name for c in self.columns if not c.optional]
 
     @property
     def sql_names(self) -> list[str]:
+        """Every column of bronze and silver (beyond filename and the id), in order."""
         return [c.sql_name for c in self.columns]
 
     @property
@@ -60,9 +86,20 @@ class TripSchema:
     def column(self, sql_name: str) -> Column:
         return next(c for c in self.columns if c.sql_name == sql_name)
 
-    def filename(self, month: str) -> str:
-        """The published file name of a month, e.g. ``yellow_tripdata_2019-01.csv.gz``."""
-        return f"{self.colour}_tripdata_{month}.csv.gz"
+    def filename(self, month: str, fmt: str = CSV_GZ) -> str:
+        """The published file name of a month, e.g. ``yellow_tripdata_2019-01.csv.gz`` (``fmt``:
+        ``.csv.gz`` from the mirror, ``.parquet`` from the TLC)."""
+        return f"{self.colour}_tripdata_{month}{fmt}"
+
+    def month_files(self, month: str) -> list[str]:
+        """Every name the month's file can have: a month is one partition, whatever its source,
+        so loading one of them replaces the rows of the others."""
+        return [self.filename(month, fmt) for fmt in FORMATS]
+
+
+def month_of_file(filename: str) -> str:
+    """``yellow_tripdata_2019-01.csv.gz`` -> ``2019-01``."""
+    return filename.split("_tripdata_", 1)[1][:7]
 
 
 _VENDOR = Column("VendorID", INTEGER, "TPEP/LPEP provider: 1 Creative Mobile Technologies, 2 VeriFone")
@@ -87,6 +124,10 @@ _MONEY = {
         ("congestion_surcharge", "NYS congestion surcharge (USD)"),
     ]
 }
+_AIRPORT_FEE = Column("airport_fee", DOUBLE, "Airport pick-up fee at LaGuardia and JFK (USD); TLC files only "
+                      "(spelled Airport_fee from 2023)", optional=True)
+_CBD_FEE = Column("cbd_congestion_fee", DOUBLE, "Manhattan congestion relief zone toll (USD), from 2025-01; "
+                  "TLC files only", optional=True)
 
 YELLOW = TripSchema(
     colour="yellow",
@@ -111,6 +152,8 @@ YELLOW = TripSchema(
         _MONEY["improvement_surcharge"],
         _MONEY["total_amount"],
         _MONEY["congestion_surcharge"],
+        _AIRPORT_FEE,
+        _CBD_FEE,
     ),
 )
 
@@ -139,6 +182,7 @@ GREEN = TripSchema(
         _PAYMENT,
         Column("trip_type", INTEGER, "1 street-hail, 2 dispatch"),
         _MONEY["congestion_surcharge"],
+        _CBD_FEE,
     ),
 )
 
@@ -148,5 +192,5 @@ COLOURS: tuple[str, ...] = tuple(SCHEMAS)
 # Columns the silver tables add to the file's own.
 SILVER_EXTRA_COLUMNS = {
     "unique_row_id": "md5 of vendorid|pickup|dropoff|pulocationid|dolocationid|fare_amount|trip_distance",
-    "filename": "the published file the row came from, e.g. yellow_tripdata_2019-01.csv.gz",
+    "filename": "the published file the row came from, e.g. yellow_tripdata_2019-01.csv.gz or .parquet",
 }

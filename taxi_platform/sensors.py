@@ -3,7 +3,7 @@
 landing_sensor (default RUNNING, every 30 s)
     Watches ``TAXI_LANDING_DIR`` (default ``<TAXI_DATA_DIR>/landing``, sub-folders included; or a
     GCS prefix ``gs://bucket/prefix/``, see taxi_platform/sources/landing.py) for
-    ``<colour>_tripdata_YYYY-MM.csv[.gz]``. Each new or changed file (same path with another
+    ``<colour>_tripdata_YYYY-MM.csv[.gz]`` or ``.parquet``. Each new or changed file (same path with another
     mtime or size; in GCS another generation) becomes one run of that colour's job for that month, tagged
     ``taxi/landed_file=<path>``: the raw asset then copies that file instead of downloading.
     The cursor remembers ``path -> mtime:size`` of every file handled; the run key is the path
@@ -58,20 +58,21 @@ from dagster import (
 
 from taxi_platform.assets.raw import LANDED_FILE_TAG
 from taxi_platform.jobs import BACKFILL_TAG, COLOUR_TAG, TRIGGER_TAG, job_name
-from taxi_platform.sources.landing import GCSLanding, LocalLanding, landing_area
-from taxi_platform.partitions import FIRST_MONTH, MONTH_KEY_FORMAT, parse_month
-from taxi_platform.sources import TaxiSourceResource
-from taxi_platform.schedules import automation_default_status, month_before, partition_exists
+from taxi_platform.partitions import MONTH_KEY_FORMAT, first_month, parse_month, partitions_for
+from taxi_platform.schedules import automation_default_status, month_has_ended, partition_exists
 from taxi_platform.schemas import COLOURS, SCHEMAS
 from taxi_platform.secrets import mask_url, redact
 from taxi_platform.settings import Settings
+from taxi_platform.sources import TaxiSourceResource
+from taxi_platform.sources.landing import GCSLanding, LocalLanding, landing_area
 from taxi_platform.watchdog import fail_dead_runs
 
 # ---------------------------------------------------------------------------------------------
 # landing sensor
 # ---------------------------------------------------------------------------------------------
 
-LANDED_NAME_RE = re.compile(rf"^({'|'.join(COLOURS)})_tripdata_(\d{{4}}-\d{{2}})\.csv(?:\.gz)?$")
+LANDED_NAME_RE = re.compile(rf"^({'|'.join(COLOURS)})_tripdata_(\d{{4}}-\d{{2}})\.(?:csv|csv\.gz|parquet)$")
+LANDED_NAMES = "<colour>_tripdata_YYYY-MM.csv[.gz] or .parquet"
 LANDING_INTERVAL_SECONDS = 30
 
 
@@ -122,15 +123,24 @@ def evaluate_landing(context: SensorEvaluationContext, landing: Path | LocalLand
         if landed is None:
             context.log.warning(
                 f"landing: ignoring {rel}: the name does not match "
-                f"<colour>_tripdata_YYYY-MM.csv[.gz] with colour one of {', '.join(COLOURS)}")
+                f"{LANDED_NAMES} with colour one of {', '.join(COLOURS)}")
             handled[rel] = signature
             continue
-        if landed.month < FIRST_MONTH:
+        first = first_month(landed.colour)
+        if landed.month < first:
             context.log.warning(f"landing: ignoring {rel}: {landed.month} is before the first "
-                                f"partition {FIRST_MONTH}")
+                                f"{landed.colour} partition {first} (TAXI_SOURCE)")
             handled[rel] = signature
             continue
-        if not partition_exists(landed.month, dt.datetime.fromtimestamp(now, dt.UTC)):
+        at = dt.datetime.fromtimestamp(now, dt.UTC)
+        months = partitions_for(landed.colour)
+        if month_has_ended(landed.month, at) and not partition_exists(landed.month, at, months):
+            context.log.warning(f"landing: ignoring {rel}: {landed.month} is after the last {landed.colour} "
+                                "partition of the source (TAXI_SOURCE=mirror publishes 2019-01 … 2021-07; "
+                                "TAXI_SOURCE=tlc has every month)")
+            handled[rel] = signature
+            continue
+        if not partition_exists(landed.month, at, months):
             if noted.get(rel) != signature:
                 context.log.info(f"landing: {rel} waits: month {landed.month} has not ended, so its "
                                  "partition does not exist yet; it will be loaded once it does")
@@ -164,7 +174,7 @@ def build_landing_sensor(jobs: dict):
         jobs=list(jobs.values()),
         minimum_interval_seconds=LANDING_INTERVAL_SECONDS,
         default_status=DefaultSensorStatus.RUNNING,
-        description=("A file <colour>_tripdata_YYYY-MM.csv[.gz] dropped in TAXI_LANDING_DIR "
+        description=(f"A file {LANDED_NAMES} dropped in TAXI_LANDING_DIR "
                      "(new or changed) -> one run of that colour's job for that month, loading "
                      "that file. Badly named files are reported in this sensor's log."),
     )
@@ -192,17 +202,18 @@ def evaluate_publication(context: SensorEvaluationContext, source: TaxiSourceRes
                          now: dt.datetime) -> SensorResult:
     """One tick of the publication sensor (see the module docstring)."""
     requested: dict[str, str] = json.loads(context.cursor) if context.cursor else {}
-    last_month = month_before(now.astimezone(dt.UTC).date())
     run_requests, waiting = [], []
     for colour in COLOURS:
         schema = SCHEMAS[colour]
+        keys = partitions_for(colour).get_partition_keys(current_time=now.astimezone(dt.UTC))
+        last_month = keys[-1] if keys else ""  # the last month the source has (or will have)
         done = context.instance.get_materialized_partitions(AssetKey(["raw", schema.table]))
         known = [m for m in (*done, requested.get(colour)) if m]
         month = next_month(max(known)) if known else last_month
         for _ in range(MAX_PUBLICATION_REQUESTS):
-            if month > last_month:
+            if not last_month or month > last_month:
                 break  # nothing to probe: every existing month is loaded or requested
-            filename = schema.filename(month)
+            filename = source.filename(colour, month)
             try:
                 published = source.is_published(colour, filename)
             except requests.RequestException as exc:

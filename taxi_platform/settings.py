@@ -5,7 +5,9 @@ Switch backends and locations with these variables, never with code edits:
 | variable | default | what |
 |---|---|---|
 | TAXI_DATA_DIR | ./data | root of local data: raw downloads, the local lake, the DuckDB file |
-| TAXI_SOURCE_URL | DataTalksClub release mirror | where the monthly files are published (http, file:// or a path) |
+| TAXI_SOURCE | mirror | `mirror`: the DataTalksClub CSV mirror (2019-01 … 2021-07); `tlc`: the TLC's own Parquet files (yellow from 2011-01, green from 2013-08, to the last complete month) |
+| TAXI_SOURCE_URL | DataTalksClub release mirror | TAXI_SOURCE=mirror: where `<colour>/<colour>_tripdata_YYYY-MM.csv.gz` is published (http, file:// or a path) |
+| TAXI_TLC_URL | https://d37ci6vzurychx.cloudfront.net/trip-data | TAXI_SOURCE=tlc: where `<colour>_tripdata_YYYY-MM.parquet` is published (http, file:// or a path) |
 | TAXI_LAKE | local | lake backend |
 | TAXI_LAKE_DIR | <TAXI_DATA_DIR>/lake | the local lake folder |
 | TAXI_WAREHOUSE | duckdb | warehouse backend |
@@ -33,7 +35,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from taxi_platform.partitions import source_from_env
+
 DEFAULT_SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
+DEFAULT_TLC_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data"
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,8 @@ class Settings:
     bigquery_api_endpoint: str = ""
     bigquery_bronze_via: str = "load"
     download_deadline_seconds: float = 3600.0
+    source: str = "mirror"
+    tlc_url: str = DEFAULT_TLC_URL
 
     @property
     def bigquery_bucket(self) -> str:
@@ -90,6 +97,8 @@ class Settings:
             bigquery_api_endpoint=env.get("TAXI_BIGQUERY_API_ENDPOINT") or "",
             bigquery_bronze_via=(env.get("TAXI_BIGQUERY_BRONZE_VIA") or "load").lower(),
             download_deadline_seconds=float(env.get("TAXI_DOWNLOAD_DEADLINE_SECONDS") or 3600),
+            source=source_from_env(env),
+            tlc_url=env.get("TAXI_TLC_URL") or DEFAULT_TLC_URL,
         )
 
 

@@ -1,6 +1,6 @@
 {#- Partition helpers. Dagster passes the partition time window as vars min_date / max_date
     (YYYY-MM-DD, max exclusive); a month's silver rows are those whose filename is that month's
-    published file, <colour>_tripdata_YYYY-MM.csv.gz, pickups from other months included. -#}
+    published file, <colour>_tripdata_YYYY-MM.csv.gz or .parquet, pickups from other months included. -#}
 
 {% macro partition_months() -%}
     {#- The YYYY-MM keys of the months in [min_date, max_date); none when the vars are unset. -#}
@@ -24,11 +24,14 @@
 {%- endmacro %}
 
 {% macro partition_filenames() -%}
-    {#- SQL list of the partition's file names, both colours: 'yellow_tripdata_2019-01.csv.gz', ... -#}
+    {#- SQL list of the partition's file names, both colours and either source (a month is one
+        partition whatever its source): 'yellow_tripdata_2019-01.csv.gz', '..._2019-01.parquet', ... -#}
     {%- set names = [] -%}
     {%- for month in partition_months() or [] -%}
         {%- for colour in ['yellow', 'green'] -%}
-            {%- do names.append("'" ~ colour ~ "_tripdata_" ~ month ~ ".csv.gz'") -%}
+            {%- for suffix in ['.csv.gz', '.parquet'] -%}
+                {%- do names.append("'" ~ colour ~ "_tripdata_" ~ month ~ suffix ~ "'") -%}
+            {%- endfor -%}
         {%- endfor -%}
     {%- endfor -%}
     {{ return(names | join(', ')) }}

@@ -1,82 +1,114 @@
-"""bronze/<colour>_tripdata: each month as landed, every row of the file as text, plus filename."""
+"""bronze/<colour>_tripdata: each month as published, every row of the file as text, plus filename."""
 
+from collections.abc import Iterator
 
-from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+)
 
 from taxi_platform.assets.common import (
-    INGEST_BACKFILL_POLICY,
-    TRANSIENT_RETRY_POLICY,
-    WAREHOUSE_POOL,
     bad_input_fails_once,
     column_schema,
     months_of,
     months_table,
+    preview_table,
+    upstream_file,
 )
+from taxi_platform.assets.factory import ingest_asset, ingest_key
 from taxi_platform.assets.lake import lake_key
-from taxi_platform.assets.unchanged import LOADS, loads_metadata, unchanged_load, warehouse_identity
+from taxi_platform.assets.unchanged import LOADS, forced_reload, loads_metadata, unchanged_load
+from taxi_platform.checks.gx_checks import BronzeGate
 from taxi_platform.errors import BadInputError
-from taxi_platform.files import check_header, read_header
-from taxi_platform.partitions import monthly_partitions
 from taxi_platform.lake import LakeResource
+from taxi_platform.resources import configured_warehouse
+from taxi_platform.schemas import TripSchema
+from taxi_platform.sources import TaxiSourceResource
 from taxi_platform.warehouse import WarehouseResource
-from taxi_platform.schemas import SCHEMAS, TripSchema
-from taxi_platform.settings import Settings
+
+KNOWN_COLUMNS_CHECK = "known_columns"
 
 
-def build_bronze_asset(schema: TripSchema):
+def build_bronze_asset(schema: TripSchema, source: str | None = None):
     table = f"bronze.{schema.table}"
+    key = ingest_key("bronze", schema)
+    warehouse_now = configured_warehouse()
 
-    @asset(
-        key=AssetKey(["bronze", schema.table]),
-        deps=[AssetKey(["lake", schema.table])],
-        group_name="bronze",
-        partitions_def=monthly_partitions,
-        backfill_policy=INGEST_BACKFILL_POLICY,
-        retry_policy=TRANSIENT_RETRY_POLICY,
-        pool=WAREHOUSE_POOL,
-        kinds={"duckdb", "table"},
-        tags={"colour": schema.colour, "layer": "bronze"},
-        owners=["team:data-platform"],
-        metadata={"dagster/table_name": table},
+    @ingest_asset(
+        schema, "bronze", source=source, kinds={warehouse_now.kind, "table"}, writes_warehouse=True,
+        metadata={"dagster/table_name": warehouse_now.table_name(table)},
+        check_specs=[
+            BronzeGate.spec(schema),
+            AssetCheckSpec(KNOWN_COLUMNS_CHECK, asset=key, description=(
+                "Every column of the month's file is one the column contract knows (WARN: a new "
+                "column is kept in bronze, named here, and not loaded into silver until "
+                "taxi_platform/schemas.py knows it).")),
+        ],
         description=(
-            f"The {schema.colour} month as landed, in the warehouse table `{table}`: every row "
-            "of the file, the file's columns (names lower-cased) as text, plus `filename`. "
-            "Before loading, the header is checked against the column contract "
-            "(`taxi_platform/schemas.py`): a renamed, missing or extra column fails the month "
-            "and leaves every loaded month as it was. A month's rows are replaced in one "
-            "transaction, never appended. A month whose lake object is the one already loaded, "
-            "with its rows all there, is not loaded again (`unchanged: true`; the run tag "
-            "`taxi/reload=true` forces it)."
-        ),
+            f"The {schema.colour} month as published, in the warehouse view `{table}`: every row "
+            "of the file, the file's columns (names lower-cased) as text, plus `filename`. The "
+            "file's columns are checked against the column contract (`taxi_platform/schemas.py`): a "
+            "renamed or missing column refuses it. The file is landed beside the month, then judged by "
+            "the gate (rows, untypable values, row count and pickups plausible for the month, the GX "
+            "bronze suite) before it replaces the month in one transaction, whichever source the "
+            "month came from before; a refused file leaves every loaded month as it was. A month "
+            "whose lake object is the one already loaded, with its rows all there, is not loaded "
+            "again (`unchanged: true`; the run tag `taxi/reload=true` forces it, and accepts a file "
+            "the plausibility rules would refuse)."),
     )
-    def bronze_tripdata(context: AssetExecutionContext, lake: LakeResource,
-                        warehouse: WarehouseResource) -> MaterializeResult:
-        max_fraction = Settings.from_env().max_quarantine_fraction
-        rows, loads = [], {}
-        for month in months_of(context):
-            filename = schema.filename(month)
-            obj = lake.stat(lake_key(schema, month))
+    def bronze_tripdata(context: AssetExecutionContext, source: TaxiSourceResource, lake: LakeResource,
+                        warehouse: WarehouseResource) -> Iterator:
+        gate = BronzeGate(schema, warehouse, context)
+        rows, loads, unknown, failure = [], {}, {}, None
+        try:
             with bad_input_fails_once():
-                if obj is None:
-                    raise BadInputError(
-                        f"{filename} (partition {month}) is not in the lake: materialize "
-                        f"lake/{schema.table} for {month} first (select '*bronze/{schema.table}' "
-                        "to run every upstream layer in the same run).", file=filename, partition=month)
-            load = unchanged_load(context, context.asset_key, month, filename, warehouse, obj.sha256,
-                                  counts={"rows": table})
-            unchanged = load is not None
-            if unchanged:
-                context.log.info(f"{filename}: unchanged ({load['rows']:,} rows in {table}, the same "
-                                 f"lake object sha256 {obj.sha256[:12]}…): not loaded again")
-            else:
-                with bad_input_fails_once(), lake.local_copy(lake_key(schema, month)) as path:
-                    check_header(read_header(path, file=filename, partition=month), schema,
-                                 file=filename, partition=month)
-                    result = warehouse.load_bronze(schema, month, filename, str(path), max_fraction)
-                load = {"rows": result.rows, "sha256": obj.sha256, "warehouse": warehouse_identity(warehouse)}
-                context.log.info(f"{filename}: {result.rows:,} rows landed in {table}")
-            loads[filename] = load
-            rows.append({"month": month, "file": filename, "rows": load["rows"], "unchanged": unchanged})
+                for month in months_of(context):
+                    filename = upstream_file(context, ingest_key("lake", schema), month,
+                                             source.filename(schema.colour, month))
+                    obj = lake.stat(lake_key(schema, filename))
+                    if obj is None:
+                        raise BadInputError(
+                            f"{filename} (partition {month}) is not in the lake: materialize "
+                            f"lake/{schema.table} for {month} first (select '*bronze/{schema.table}' "
+                            "to run every upstream layer in the same run).", file=filename, partition=month)
+                    load = unchanged_load(context, key, month, filename, warehouse, obj.sha256,
+                                          counts={"rows": table})
+                    unchanged = load is not None
+                    if unchanged:
+                        gate.unchanged.append(filename)
+                        context.log.info(f"{filename}: unchanged ({load['rows']:,} rows in {table}, the same "
+                                         f"lake object sha256 {obj.sha256[:12]}…): not loaded again")
+                    else:
+                        with lake.local_copy(lake_key(schema, filename)) as path:
+                            result = warehouse.load_bronze(
+                                schema, month, filename, str(path), warehouse.max_quarantine_fraction,
+                                gate=gate.for_month(month, filename), deliberate=forced_reload(context),
+                                published_rows=source.published_rows(schema.colour, month))
+                        load = {"rows": result.rows, "sha256": obj.sha256, "warehouse": warehouse.identity()}
+                        if result.unknown_columns:
+                            unknown[filename] = result.unknown_columns
+                        replaced = [f for f in result.replaced if f != filename]
+                        context.log.info(f"{filename}: {result.rows:,} rows landed in {table}"
+                                         + (f" (replacing {', '.join(replaced)})" if replaced else ""))
+                    loads[filename] = load
+                    rows.append({"month": month, "file": filename, "rows": load["rows"], "unchanged": unchanged})
+        except Failure as exc:
+            failure = exc
+        gate_result = gate.result()
+        if gate_result is not None:
+            yield gate_result
+        yield AssetCheckResult(
+            check_name=KNOWN_COLUMNS_CHECK, passed=not unknown, severity=AssetCheckSeverity.WARN,
+            description="; ".join(f"{f}: unknown column{'s' * (len(c) > 1)} {', '.join(c)} kept in bronze, "
+                                  "not loaded into silver" for f, c in unknown.items()) or None,
+            metadata={"unknown_columns": MetadataValue.json(unknown)})
+        if failure is not None:
+            raise failure
         metadata = {
             "dagster/row_count": sum(r["rows"] for r in rows),
             "dagster/column_schema": column_schema(
@@ -84,16 +116,16 @@ def build_bronze_asset(schema: TripSchema):
                 + [("filename", "VARCHAR", "the source file")]),
             "table": table,
             "unchanged": all(r["unchanged"] for r in rows),
+            "files": MetadataValue.json({r["month"]: r["file"] for r in rows}),
             LOADS: loads_metadata(loads),
         }
         if len(rows) == 1:
             metadata["file"] = rows[0]["file"]
-            metadata["preview"] = MetadataValue.md(warehouse.preview_markdown(table, rows[0]["file"]))
+            metadata["preview"] = preview_table(warehouse, table, rows[0]["file"])
         else:
             metadata["months"] = months_table(rows)
-        return MaterializeResult(metadata=metadata)
+        yield MaterializeResult(metadata=metadata)
 
     return bronze_tripdata
 
 
-bronze_assets = [build_bronze_asset(schema) for schema in SCHEMAS.values()]

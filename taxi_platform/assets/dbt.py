@@ -42,6 +42,7 @@ from dagster import (
     Output,
     TableColumn,
     TableSchema,
+    TimeWindowPartitionMapping,
 )
 from dagster_dbt import (
     DagsterDbtTranslator,
@@ -55,14 +56,13 @@ from taxi_platform.assets.common import WAREHOUSE_POOL
 from taxi_platform.dbt_project import (
     dbt_environment,
     dbt_executable,
-    dbt_variables,
     partition_filenames,
     prepare_manifest,
     taxi_dbt_project,
 )
-from taxi_platform.partitions import monthly_partitions
-from taxi_platform.warehouse import WarehouseResource
+from taxi_platform.partitions import all_colours_partitions
 from taxi_platform.secrets import redact
+from taxi_platform.warehouse import WarehouseResource
 
 PARTITIONED_SELECT = "tag:partitioned"
 MART_SELECT = "path:models/marts"
@@ -76,6 +76,7 @@ _LAYER_DESCRIPTIONS = {
 
 
 SILVER = AssetSelection.key_prefixes("silver")
+SILVER_MONTHS = TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
 
 # gold/fct_trips follows silver: a month whose silver file (either colour) was materialized is
 # rebuilt once nothing upstream is still running. It waits while the seeds, staging views or
@@ -122,7 +123,11 @@ class TaxiDbtTranslator(DagsterDbtTranslator):
                 through_views.setdefault(dep.asset_key, AssetDep(dep.asset_key))
         known = {dep.asset_key for dep in spec.deps}
         extra = [dep for key, dep in through_views.items() if key not in known and key != spec.key]
-        return spec.replace_attributes(deps=[*spec.deps, *extra]) if extra else spec
+        # A colour's silver may start later than gold's months (green at the TLC: 2013-08): those
+        # months of gold simply have no green rows.
+        deps = [AssetDep(dep.asset_key, partition_mapping=SILVER_MONTHS) if dep.asset_key.path[0] == "silver"
+                else dep for dep in [*spec.deps, *extra]]
+        return spec.replace_attributes(deps=deps)
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         meta_key = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
@@ -249,7 +254,7 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, args: 
     so a failed check is recorded and blocks what is downstream)."""
     dbt = DbtCliResource(project_dir=taxi_dbt_project, dbt_executable=dbt_executable())
     with tempfile.TemporaryDirectory(prefix="dbt-") as target, warehouse.exclusive(), \
-            dbt_environment(dbt_variables(warehouse)):
+            dbt_environment(warehouse.dbt_env()):
         invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=Path(target))
         events = list(invocation.stream())
         failed = not invocation.is_successful()
@@ -289,7 +294,7 @@ def dbt_reference_assets(context: AssetExecutionContext, warehouse: WarehouseRes
     select=PARTITIONED_SELECT,
     name="dbt_trip_assets",
     dagster_dbt_translator=TRANSLATOR,
-    partitions_def=monthly_partitions,
+    partitions_def=all_colours_partitions(),
     backfill_policy=BackfillPolicy.single_run(),
     pool=WAREHOUSE_POOL,
 )

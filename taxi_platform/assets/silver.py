@@ -7,50 +7,31 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    AssetKey,
     MaterializeResult,
-    MetadataValue,
-    asset,
 )
 
 from taxi_platform.assets.common import (
-    INGEST_BACKFILL_POLICY,
-    TRANSIENT_RETRY_POLICY,
-    WAREHOUSE_POOL,
     bad_input_fails_once,
     column_schema,
     months_of,
     months_table,
+    preview_table,
 )
-from taxi_platform.assets.unchanged import (
-    LOADS,
-    last_load,
-    loads_metadata,
-    unchanged_load,
-    warehouse_identity,
-)
-from taxi_platform.partitions import monthly_partitions
+from taxi_platform.assets.factory import ingest_asset, ingest_key
+from taxi_platform.assets.unchanged import LOADS, last_load, loads_metadata, unchanged_load
+from taxi_platform.resources import configured_warehouse
+from taxi_platform.schemas import SILVER_EXTRA_COLUMNS, TripSchema
 from taxi_platform.warehouse import SilverResult, WarehouseResource
-from taxi_platform.schemas import SCHEMAS, SILVER_EXTRA_COLUMNS, TripSchema
-from taxi_platform.settings import Settings
 
 
-def build_silver_asset(schema: TripSchema):
+def build_silver_asset(schema: TripSchema, source: str | None = None):
     table = f"silver.{schema.table}"
-    key = AssetKey(["silver", schema.table])
+    key = ingest_key("silver", schema)
+    warehouse_now = configured_warehouse()
 
-    @asset(
-        key=key,
-        deps=[AssetKey(["bronze", schema.table])],
-        group_name="silver",
-        partitions_def=monthly_partitions,
-        backfill_policy=INGEST_BACKFILL_POLICY,
-        retry_policy=TRANSIENT_RETRY_POLICY,
-        pool=WAREHOUSE_POOL,
-        kinds={"duckdb", "table"},
-        tags={"colour": schema.colour, "layer": "silver"},
-        owners=["team:data-platform"],
-        metadata={"dagster/table_name": table},
+    @ingest_asset(
+        schema, "silver", source=source, kinds={warehouse_now.kind, "table"}, writes_warehouse=True,
+        metadata={"dagster/table_name": warehouse_now.table_name(table)},
         check_specs=[
             AssetCheckSpec("unique_row_id_is_unique", asset=key,
                            description="No unique_row_id appears twice in the whole table."),
@@ -60,45 +41,50 @@ def build_silver_asset(schema: TripSchema):
         ],
         description=(
             f"The {schema.colour} trips typed and keyed, in `{table}`: the file's columns "
-            "(names lower-cased) with their types, `filename`, and `unique_row_id` = md5 of "
+            "(names lower-cased) with their types (the same for every month and source: "
+            "`airport_fee` and `cbd_congestion_fee` NULL where a file lacks them), `filename`, and "
+            "`unique_row_id` = md5 of "
             "`vendorid|pickup|dropoff|pulocationid|dolocationid|fare_amount|trip_distance` "
             "(the old flows' key, with fare and distance so a voided trip's negated twin stays "
-            "a separate row). Duplicates within a file collapse to the first in file order; an "
-            "id owned by an earlier month's file stays there. Rows that cannot be typed go to "
+            "a separate row; the contract is in taxi_platform/warehouse/port.py). Duplicates within a "
+            "file collapse to the first in file order; an id owned by an earlier month's file stays "
+            "there. Rows that cannot be typed go to "
             f"`{table}_quarantine` with their line and reason; above TAXI_MAX_QUARANTINE_FRACTION "
-            "the month fails instead. A month's rows are replaced in one transaction. A month "
+            "the month fails instead. A month's rows are replaced in one transaction, whichever "
+            "file (CSV or Parquet) they came from before. A month "
             "built from the same bronze file, with its rows all there and no other month written "
             "since, is not rebuilt (`unchanged: true`; the run tag `taxi/reload=true` forces it)."
         ),
     )
     def silver_tripdata(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
-        max_fraction = Settings.from_env().max_quarantine_fraction
         results, loads, rebuilt_any = [], {}, False
-        bronze_key = AssetKey(["bronze", schema.table])
-        for month in months_of(context):
-            filename = schema.filename(month)
-            in_bronze = last_load(context, bronze_key, month, filename)
-            bronze_sha256 = in_bronze[0].get("sha256") if in_bronze else None
-            # Once this step rebuilt a month, later ones may have lost ids to it: rebuild those too.
-            load = None if rebuilt_any else unchanged_load(
-                context, key, month, filename, warehouse, bronze_sha256,
-                counts={"rows_out": table, "rows_quarantined": f"{table}_quarantine"},
-                other_months_matter=True)
-            if load:
-                recorded = {f.name: load[f.name] for f in fields(SilverResult)}
-                r = SilverResult(**{**recorded, "quarantine_reasons": [tuple(x) for x in recorded["quarantine_reasons"]]})
-                context.log.info(f"{filename}: unchanged ({r.rows_out:,} rows in {table}, built from the "
-                                 "same bronze file, no other month written since): not rebuilt")
-            else:
-                with bad_input_fails_once():
-                    r = warehouse.build_silver(schema, month, filename, max_fraction)
-                rebuilt_any = True
-                context.log.info(
-                    f"{filename}: {r.rows_in:,} rows in, {r.rows_out:,} in {table}, "
-                    f"{r.duplicates_collapsed} duplicates collapsed, {r.rows_quarantined} quarantined")
-            loads[filename] = {**asdict(r), "sha256": bronze_sha256, "warehouse": warehouse_identity(warehouse),
-                               "unchanged": load is not None}
-            results.append((month, r))
+        bronze_key = ingest_key("bronze", schema)
+        with bad_input_fails_once():
+            for month in months_of(context):
+                in_bronze = warehouse.published_load(schema, month)
+                filename = in_bronze.filename if in_bronze else schema.filename(month)
+                recorded_bronze = last_load(context, bronze_key, month, filename)
+                bronze_sha256 = recorded_bronze[0].get("sha256") if recorded_bronze and in_bronze else None
+                # Once this step rebuilt a month, later ones may have lost ids to it: rebuild those too.
+                load = None if rebuilt_any else unchanged_load(
+                    context, key, month, filename, warehouse, bronze_sha256,
+                    counts={"rows_out": table, "rows_quarantined": f"{table}_quarantine"},
+                    other_months_matter=True)
+                if load:
+                    recorded = {f.name: load[f.name] for f in fields(SilverResult)}
+                    r = SilverResult(**{**recorded,
+                                        "quarantine_reasons": [tuple(x) for x in recorded["quarantine_reasons"]]})
+                    context.log.info(f"{filename}: unchanged ({r.rows_out:,} rows in {table}, built from the "
+                                     "same bronze file, no other month written since): not rebuilt")
+                else:
+                    r = warehouse.build_silver(schema, month, max_quarantine_fraction=warehouse.max_quarantine_fraction)
+                    rebuilt_any = True
+                    context.log.info(
+                        f"{filename}: {r.rows_in:,} rows in, {r.rows_out:,} in {table}, "
+                        f"{r.duplicates_collapsed} duplicates collapsed, {r.rows_quarantined} quarantined")
+                loads[filename] = {**asdict(r), "sha256": bronze_sha256, "warehouse": warehouse.identity(),
+                                   "unchanged": load is not None}
+                results.append((month, r))
 
         duplicated = warehouse.duplicated_values(table, "unique_row_id")
         quarantined = [(m, r) for m, r in results if r.rows_quarantined]
@@ -130,7 +116,7 @@ def build_silver_asset(schema: TripSchema):
             LOADS: loads_metadata(loads),
         }
         if len(results) == 1:
-            metadata["preview"] = MetadataValue.md(warehouse.preview_markdown(table, results[0][1].filename))
+            metadata["preview"] = preview_table(warehouse, table, results[0][1].filename)
         else:
             metadata["months"] = months_table([
                 {"month": m, "rows_in": r.rows_in, "rows_out": r.rows_out,
@@ -141,4 +127,3 @@ def build_silver_asset(schema: TripSchema):
     return silver_tripdata
 
 
-silver_assets = [build_silver_asset(schema) for schema in SCHEMAS.values()]

@@ -31,12 +31,6 @@ RELOAD_TAG = "taxi/reload"
 LOADS = "loads"  # metadata key: {filename: {...what the load left...}}
 
 
-def warehouse_identity(warehouse: WarehouseResource) -> str:
-    """Which warehouse a load went to: the backend and, for DuckDB, the file."""
-    path = getattr(warehouse, "path", None)
-    return f"{warehouse.name}:{os.path.abspath(path)}" if path else warehouse.name
-
-
 def forced_reload(context: AssetExecutionContext) -> bool:
     return (context.run.tags.get(RELOAD_TAG, "").lower() in ("1", "true", "yes")
             or os.environ.get("TAXI_FORCE_RELOAD", "").lower() in ("1", "true", "yes"))
@@ -83,7 +77,7 @@ def unchanged_load(context: AssetExecutionContext, key: AssetKey, month: str, fi
     if found is None:
         return None
     load, run_id = found
-    if load.get("sha256") != sha256 or load.get("warehouse") != warehouse_identity(warehouse):
+    if load.get("sha256") != sha256 or load.get("warehouse") != warehouse.identity():
         return None
     if other_months_matter and written_since_by_another_run(context, key, run_id):
         return None

@@ -1,7 +1,8 @@
 """Run a suite's checkpoint on one month's batch and turn the GX result into an asset check result.
 
 The batch is the rows of the month's file (``WHERE filename = '<colour>_tripdata_YYYY-MM.csv.gz'``
-on the table, in the warehouse: :func:`validate_month`), the rows of a partition's two files
+on the table, in the warehouse: :func:`validate_file`; a landed load for the bronze gate:
+:func:`validate_load`), the rows of a partition's two files
 (gold: :func:`validate_partition`) or a whole unpartitioned table (the mart: :func:`validate_table`).
 GX computes every metric in SQL, so nothing is pulled into pandas and a 7-million-row month
 validates in seconds. Only the handful of unexpected values shown in the metadata leave the
@@ -28,9 +29,8 @@ from typing import Any
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
 from taxi_platform.checks.gx_context import DATA_DOCS_SITE
-from taxi_platform.checks.gx_suites import BY_FILE, EXAMPLES, WHOLE_TABLE, Suite
+from taxi_platform.checks.gx_suites import BY_FILE, BY_LOAD, EXAMPLES, WHOLE_TABLE, Suite
 from taxi_platform.partitions import month_bounds
-from taxi_platform.schemas import SCHEMAS, TripSchema
 
 log = logging.getLogger(__name__)
 
@@ -154,18 +154,23 @@ def _failure(result, examples: list | None = None) -> FailedExpectation:
         mostly=kwargs.get("mostly"), error=error)
 
 
-def validate_month(context, suite: Suite, schema: TripSchema, month: str,
-                   run_name: str | None = None) -> SuiteOutcome:
-    """Run ``suite``'s checkpoint on the rows of ``month``'s file (in the warehouse)."""
-    filename = schema.filename(month)
+def validate_file(context, suite: Suite, month: str, filename: str, run_name: str | None = None) -> SuiteOutcome:
+    """Run ``suite``'s checkpoint on the rows of ``month``'s file ``filename`` (in the warehouse)."""
     return _run_checkpoint(context, suite, month, filename, {"filename": filename}, run_name,
                            missing=f"{suite.asset_name} has no rows of {filename}")
 
 
-def validate_partition(context, suite: Suite, month: str, run_name: str | None = None) -> SuiteOutcome:
-    """Run ``suite``'s checkpoint on the rows of ``month``'s files, every colour's (a partition of
-    gold/fct_trips: ``partition_month = 'YYYY-MM'`` on the query asset, in the warehouse)."""
-    files = [schema.filename(month) for schema in SCHEMAS.values()]
+def validate_load(context, suite: Suite, month: str, filename: str, load_id: str,
+                  run_name: str | None = None) -> SuiteOutcome:
+    """Run ``suite``'s checkpoint on one landed load of ``filename`` (the bronze gate)."""
+    return _run_checkpoint(context, suite, month, filename, {"load_id": load_id}, run_name,
+                           missing=f"{suite.asset_name} has no rows of {filename}")
+
+
+def validate_partition(context, suite: Suite, month: str, files: list[str],
+                       run_name: str | None = None) -> SuiteOutcome:
+    """Run ``suite``'s checkpoint on the rows of ``month``'s ``files``, every colour's (a
+    partition of gold/fct_trips: ``partition_month = 'YYYY-MM'`` on the query asset)."""
     return _run_checkpoint(context, suite, month, ", ".join(files), {"partition_month": month}, run_name,
                            missing=f"{suite.asset_name} has no rows of {' or '.join(files)}")
 
@@ -290,7 +295,7 @@ def check_result(suite: Suite, outcomes: list[SuiteOutcome], docs_index: str | N
     if len(outcomes) == 1:
         (o,) = outcomes
         if suite.batch != WHOLE_TABLE:
-            metadata["file" if suite.batch == BY_FILE else "files"] = o.filename
+            metadata["file" if suite.batch in (BY_FILE, BY_LOAD) else "files"] = o.filename
         if o.row_count is not None:
             metadata["rows_validated"] = o.row_count
         if o.data_docs_url:

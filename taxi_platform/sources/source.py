@@ -1,11 +1,13 @@
-"""The source of the monthly CSV files: an HTTP mirror, the official TLC site, or a local folder.
-
-Files live at ``<base>/<colour>/<colour>_tripdata_YYYY-MM.csv.gz``. ``base`` may be an
-``http(s)://`` URL, a ``file://`` URL or a plain path.
+"""The source of the monthly files (``TAXI_SOURCE``): the DataTalksClub CSV mirror (``mirror``,
+``<TAXI_SOURCE_URL>/<colour>/<colour>_tripdata_YYYY-MM.csv.gz``) or the TLC's own Parquet files
+(``tlc``, ``<TAXI_TLC_URL>/<colour>_tripdata_YYYY-MM.parquet``). A base may be an ``http(s)://``
+URL, a ``file://`` URL or a plain path. A file is kept as published, judged by its content.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
 import hashlib
 import shutil
 import urllib.parse
@@ -19,10 +21,12 @@ from pydantic import Field
 from taxi_platform import files
 from taxi_platform.errors import BadInputError, NotPublishedError
 from taxi_platform.files import CHUNK, atomic_path
-from taxi_platform.sources.landing import GCS_SCHEME, fetch_landed, landed_exists
+from taxi_platform.partitions import TLC
+from taxi_platform.schemas import CSV_GZ, PARQUET, SCHEMAS
+from taxi_platform.settings import setting
 from taxi_platform.sources import http as http_download
 from taxi_platform.sources.http import DownloadGaveUp, TransientSourceError  # noqa: F401  (re-exported)
-from taxi_platform.settings import setting
+from taxi_platform.sources.landing import GCS_SCHEME, fetch_landed, landed_exists
 from taxi_platform.watchdog import ClaimsItsRun
 
 
@@ -35,10 +39,20 @@ class DownloadedFile:
     attempts: int
 
 
+@functools.cache
+def _tlc_published_rows() -> dict[tuple[str, str], int]:
+    lines = (Path(__file__).with_name("tlc_published_rows.csv").read_text().splitlines())
+    rows = csv.DictReader(line for line in lines if not line.startswith("#"))
+    return {(r["colour"], r["month"]): int(r["rows"]) for r in rows}
+
+
 class TaxiSourceResource(ClaimsItsRun, ConfigurableResource):
     """Downloads a month's published file, streaming, to a local folder."""
 
-    base_url: str = Field(default_factory=setting("source_url"), description="TAXI_SOURCE_URL")
+    source: str = Field(default_factory=setting("source"),
+                        description="TAXI_SOURCE: mirror (the CSV mirror) or tlc (the TLC's Parquet files)")
+    base_url: str = Field(default_factory=setting("source_url"), description="TAXI_SOURCE_URL (the mirror)")
+    tlc_url: str = Field(default_factory=setting("tlc_url"), description="TAXI_TLC_URL (the TLC's files)")
     download_dir: str = Field(default_factory=setting("raw_dir"),
                               description="where raw files are kept: <TAXI_DATA_DIR>/raw")
     max_attempts: int = Field(default=5, description="tries on connection errors and 5xx")
@@ -50,7 +64,24 @@ class TaxiSourceResource(ClaimsItsRun, ConfigurableResource):
     gcp_project_id: str = Field(default_factory=setting("gcp_project_id"),
                                 description="GCP_PROJECT_ID, for files landed in GCS")
 
+    @property
+    def format(self) -> str:
+        """The suffix of the files this source publishes: ``.csv.gz`` or ``.parquet``."""
+        return PARQUET if self.source == TLC else CSV_GZ
+
+    def filename(self, colour: str, month: str) -> str:
+        """The file the source publishes for the month, e.g. ``yellow_tripdata_2024-01.parquet``."""
+        return SCHEMAS[colour].filename(month, self.format)
+
+    def published_rows(self, colour: str, month: str) -> int | None:
+        """How many rows the publisher says the month's file has, when known (the TLC's files up
+        to 2024-05, from the TLC's published metadata: tlc_published_rows.csv)."""
+        return _tlc_published_rows().get((colour, month)) if self.source == TLC else None
+
     def url_for(self, colour: str, filename: str) -> str:
+        """The mirror's ``<base>/<colour>/<file>``, or the TLC's ``<base>/<file>``."""
+        if filename.endswith(PARQUET):
+            return f"{self.tlc_url.rstrip('/')}/{filename}"
         return f"{self.base_url.rstrip('/')}/{colour}/{filename}"
 
     def local_path(self, colour: str, filename: str) -> Path:
@@ -87,11 +118,15 @@ class TaxiSourceResource(ClaimsItsRun, ConfigurableResource):
         its published ``.csv.gz`` name; anything else (an HTML error page served with 200, an
         empty file) refused, and not kept."""
         kind, why = files.sniff(got.path)
+        if kind is not None and (kind == files.PARQUET) != filename.endswith(PARQUET):
+            why = f"it is {'a Parquet' if kind == files.PARQUET else 'a CSV'} file, named {filename}"
+            kind = None
         if kind is None:
             got.path.unlink(missing_ok=True)
             raise BadInputError(
                 f"{filename} (partition {partition}) from {got.url} is not a data file: {why}. "
-                "Check the source (TAXI_SOURCE_URL) or the landed file.", file=filename, partition=partition)
+                "Check the source (TAXI_SOURCE, TAXI_SOURCE_URL, TAXI_TLC_URL) or the landed file.",
+                file=filename, partition=partition)
         if kind == files.CSV and filename.endswith(".gz"):
             files.gzip_in_place(got.path)
             return DownloadedFile(got.path, got.url, got.path.stat().st_size, files.sha256_of(got.path),

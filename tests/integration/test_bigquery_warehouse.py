@@ -15,10 +15,10 @@ from dagster import AssetKey, DagsterInstance
 
 from taxi_platform.assets import ingest_assets
 from taxi_platform.resources import build_lake, build_warehouse
-from taxi_platform.warehouse.bigquery import BigQueryWarehouseResource
-from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.schemas import YELLOW
 from taxi_platform.settings import Settings
+from taxi_platform.warehouse.bigquery import BigQueryWarehouseResource
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from tests.support import bigquery as bigquery_support
 from tests.support.backends import (
     REAL_YELLOW,

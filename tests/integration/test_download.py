@@ -12,10 +12,10 @@ import time
 import pytest
 
 from taxi_platform.errors import BadInputError, NotPublishedError
-from taxi_platform.sources.http import DownloadGaveUp
-from taxi_platform.sources.source import TaxiSourceResource, TransientSourceError
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import YELLOW
+from taxi_platform.sources.http import DownloadGaveUp
+from taxi_platform.sources.source import TaxiSourceResource, TransientSourceError
 from tests.support.publisher import Behaviour, Publisher
 
 REAL = "yellow_tripdata_2019-01.csv.gz"

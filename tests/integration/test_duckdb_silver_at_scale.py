@@ -8,9 +8,9 @@ import csv
 import gzip
 
 from taxi_platform.files import check_header, read_header
-from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import SCHEMAS
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from tests.support.reference import expected_silver_ids
 
 ROWS = 400_000  # over three of DuckDB's 122,880-row groups

@@ -14,9 +14,9 @@ from taxi_platform.checks.gx_context import open_context
 from taxi_platform.checks.gx_runner import check_result, validate_month
 from taxi_platform.checks.gx_suites import bronze_suite, silver_suite
 from taxi_platform.files import check_header, read_header
-from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.schemas import YELLOW
 from taxi_platform.settings import Settings
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from tests.support.runs import rewrite_csv
 
 REAL = "yellow_tripdata_2019-01.csv.gz"

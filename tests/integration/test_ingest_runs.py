@@ -150,14 +150,15 @@ def test_a_few_untypable_rows_are_quarantined_with_line_and_reason(instance, mir
         f[YELLOW.header.index("passenger_count")] = "two"
         return [*lines[:5], ",".join(f), *lines[6:]]
 
-    rewrite_csv(mirror.root / "yellow" / REAL, mirror.root / "yellow" / FEB, one_bad_row)
-    result = _yellow(instance, "2019-02")
+    original = mirror.root / "yellow" / REAL
+    rewrite_csv(original, original, one_bad_row)
+    result = _yellow(instance, "2019-01")
     assert result.success, failure_messages(result)
     silver = _metadata(instance, "silver/yellow_tripdata")
     assert silver["rows_quarantined"].value == 1 and silver["dagster/row_count"].value == 9_999
     rows = build_warehouse(Settings.from_env()).query(
         "SELECT filename, line_number, reason, passenger_count FROM silver.yellow_tripdata_quarantine")
-    assert rows == [(FEB, 6, "passenger_count: cannot read 'two' as INTEGER", "two")]
+    assert rows == [(REAL, 6, "passenger_count: cannot read 'two' as INTEGER", "two")]
     check = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_rows_quarantined"][0]
     assert check.passed is False
 

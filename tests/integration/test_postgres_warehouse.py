@@ -14,10 +14,10 @@ import psycopg2
 import pytest
 
 from taxi_platform.errors import BadInputError
-from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
-from taxi_platform.warehouse.postgres import PostgresWarehouseResource
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import GREEN, YELLOW
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
+from taxi_platform.warehouse.postgres import PostgresWarehouseResource
 from tests.support.backends import (
     REAL_YELLOW,
     bronze_rows,

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from taxi_platform.files import check_header, read_header
-from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.schemas import SCHEMAS
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from tests.support.reference import expected_silver_ids, read_rows
 
 

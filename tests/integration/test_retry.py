@@ -10,9 +10,8 @@ import threading
 import pytest
 from dagster import Backoff, DagsterEventType, DagsterInstance, Jitter, materialize
 
-from taxi_platform.assets import ingest_assets
+from taxi_platform.assets import ingest_assets, raw_assets
 from taxi_platform.assets.common import TRANSIENT_RETRY_POLICY
-from taxi_platform.assets.raw import raw_assets
 from taxi_platform.sources import TaxiSourceResource
 
 REAL = "yellow_tripdata_2019-01.csv.gz"

@@ -9,11 +9,11 @@ import hashlib
 import pytest
 from dagster import DagsterInstance
 
-from taxi_platform.sources.landing import _gcs_client
 from taxi_platform.resources import build_warehouse
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import YELLOW
 from taxi_platform.settings import Settings
+from taxi_platform.sources.landing import _gcs_client
 from tests.integration.test_sensor_landing import Ticks
 from tests.support import gcs as gcs_support
 from tests.support.gcs import bucket_name

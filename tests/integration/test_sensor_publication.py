@@ -14,10 +14,10 @@ from dagster import AssetKey, AssetMaterialization, DagsterInstance, Definitions
 from taxi_platform.assets import ingest_assets
 from taxi_platform.jobs import build_colour_jobs
 from taxi_platform.resources import resources_from_env
-from taxi_platform.sources import TaxiSourceResource
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import YELLOW
 from taxi_platform.sensors import build_sensors
+from taxi_platform.sources import TaxiSourceResource
 
 
 class _CountingHandler(http.server.SimpleHTTPRequestHandler):

@@ -7,8 +7,8 @@ import pytest
 from dagster import Definitions
 
 from taxi_platform.jobs import setup_job
-from taxi_platform.sources.landing import _gcs_client
 from taxi_platform.resources import resources_from_env
+from taxi_platform.sources.landing import _gcs_client
 from tests.support import bigquery as bigquery_support
 from tests.support.gcs import bucket_name
 

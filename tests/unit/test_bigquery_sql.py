@@ -12,6 +12,8 @@ import pytest
 import sqlglot
 
 from taxi_platform.resources import build_warehouse
+from taxi_platform.schemas import GREEN, YELLOW
+from taxi_platform.settings import Settings
 from taxi_platform.warehouse.bigquery.resource import (
     BigQueryWarehouseResource,
     inline_parameters,
@@ -21,8 +23,6 @@ from taxi_platform.warehouse.bigquery.resource import (
     unique_row_id_sql,
 )
 from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
-from taxi_platform.schemas import GREEN, YELLOW
-from taxi_platform.settings import Settings
 from tests.support.backends import REAL_YELLOW, load_month, silver_ids, write_csv
 from tests.support.reference import expected_silver_ids
 

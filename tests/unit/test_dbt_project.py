@@ -8,10 +8,12 @@ from dagster import AssetKey
 from taxi_platform.dbt_project import partition_filenames
 
 
-def test_partition_filenames_are_both_colours_of_every_month_in_the_range():
+def test_partition_filenames_are_both_colours_and_both_sources_of_every_month_in_the_range():
     assert partition_filenames("2019-12", "2020-01") == [
-        "yellow_tripdata_2019-12.csv.gz", "green_tripdata_2019-12.csv.gz",
-        "yellow_tripdata_2020-01.csv.gz", "green_tripdata_2020-01.csv.gz"]
+        "yellow_tripdata_2019-12.csv.gz", "yellow_tripdata_2019-12.parquet",
+        "green_tripdata_2019-12.csv.gz", "green_tripdata_2019-12.parquet",
+        "yellow_tripdata_2020-01.csv.gz", "yellow_tripdata_2020-01.parquet",
+        "green_tripdata_2020-01.csv.gz", "green_tripdata_2020-01.parquet"]
 
 
 def _schema(node):
@@ -21,7 +23,7 @@ def _schema(node):
 
 def test_dbt_models_are_assets_in_one_graph_with_silver_keyed_and_grouped_by_layer():
     from taxi_platform.definitions import defs
-    from taxi_platform.partitions import monthly_partitions
+    from taxi_platform.partitions import all_colours_partitions
 
     graph = defs.resolve_asset_graph()
     key = AssetKey.from_user_string
@@ -35,7 +37,7 @@ def test_dbt_models_are_assets_in_one_graph_with_silver_keyed_and_grouped_by_lay
         "seeds/taxi_zone_lookup", "seeds/payment_type_lookup", "staging/stg_yellow_tripdata",
         "staging/stg_green_tripdata", "gold/dim_zones", "gold/fct_trips", "marts/dm_monthly_zone_revenue"}
 
-    assert graph.get(fct).partitions_def == monthly_partitions
+    assert graph.get(fct).partitions_def == all_colours_partitions()
     assert graph.get(fct).backfill_policy.max_partitions_per_run is None  # single run
     assert graph.get(mart).partitions_def is None and graph.get(zones).partitions_def is None
     for asset_key, group in [(fct, "gold"), (zones, "gold"), (mart, "marts"), (stg_yellow, "staging")]:

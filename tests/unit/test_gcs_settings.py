@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from taxi_platform.resources import build_lake
 from taxi_platform.lake.gcs import GCSLakeResource
+from taxi_platform.resources import build_lake
 from taxi_platform.settings import Settings
 
 

@@ -11,7 +11,7 @@ import pytest
 from dagster import AssetKey
 
 from taxi_platform.checks import all_checks
-from taxi_platform.checks.gx_context import GX_DIR, PROJECT_ROOT, warehouse_url
+from taxi_platform.checks.gx_context import GX_DIR, PROJECT_ROOT
 from taxi_platform.checks.gx_runner import FailedExpectation
 from taxi_platform.checks.gx_suites import (
     BY_MONTH,
@@ -23,17 +23,19 @@ from taxi_platform.checks.gx_suites import (
     silver_suite,
     write_context,
 )
-from taxi_platform.partitions import monthly_partitions
+from taxi_platform.partitions import all_colours_partitions, partitions_for
+from taxi_platform.schemas import GREEN, SCHEMAS, YELLOW
 from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.warehouse.postgres import PostgresWarehouseResource
-from taxi_platform.warehouse import WarehouseResource
-from taxi_platform.schemas import GREEN, SCHEMAS, YELLOW
 
 
 @pytest.mark.parametrize("schema", [YELLOW, GREEN], ids=lambda s: s.colour)
-def test_the_bronze_suite_expects_the_contract_columns_in_file_order_plus_filename(schema):
-    (rule,) = [r for r in bronze_suite(schema).rules if r.type == "ExpectTableColumnsToMatchOrderedList"]
-    assert rule.kwargs["column_list"] == [*schema.sql_names, "filename"]
+def test_the_bronze_gate_validates_one_landed_load_before_it_replaces_the_month(schema):
+    suite = bronze_suite(schema)
+    assert (suite.asset_name, suite.batch) == (f"bronze.{schema.table}_landed", "by_load")
+    regex = {r.kwargs["column"] for r in suite.rules if r.type == "ExpectColumnValuesToMatchRegex"}
+    assert regex == {schema.pickup, schema.dropoff}
+    assert all(r.severity == "critical" for r in suite.rules)  # every rule can refuse the file
 
 
 @pytest.mark.parametrize("schema", [YELLOW, GREEN], ids=lambda s: s.colour)
@@ -97,16 +99,19 @@ def test_make_gx_suites_on_the_committed_context_changes_nothing(tmp_path):
     assert after == before
 
 
-def test_the_gx_checks_are_one_per_suite_per_asset_partitioned_like_their_asset_and_only_bronze_blocks():
+def test_the_gx_checks_are_one_per_suite_per_asset_partitioned_like_their_asset_and_only_the_bronze_gate_blocks():
+    from taxi_platform.assets import ingest_assets
+
     specs = {(spec.asset_key, spec.name): spec for check in all_checks for spec in check.check_specs}
+    specs.update({(spec.asset_key, spec.name): spec for a in ingest_assets for spec in a.check_specs})
     for colour in SCHEMAS:
         bronze = specs[(AssetKey(["bronze", f"{colour}_tripdata"]), "gx_bronze_suite")]
         silver = specs[(AssetKey(["silver", f"{colour}_tripdata"]), "gx_silver_suite")]
         assert bronze.blocking and not silver.blocking
-        assert bronze.partitions_def == silver.partitions_def == monthly_partitions
+        assert silver.partitions_def == partitions_for(colour)
     gold = specs[(AssetKey(["gold", "fct_trips"]), "gx_gold_suite")]
     mart = specs[(AssetKey(["marts", "dm_monthly_zone_revenue"]), "gx_marts_suite")]
-    assert gold.partitions_def == monthly_partitions and mart.partitions_def is None
+    assert gold.partitions_def == all_colours_partitions() and mart.partitions_def is None
     assert not gold.blocking and not mart.blocking
     assert len([name for _, name in specs if name.startswith("gx_")]) == len(all_suites())
 
@@ -176,25 +181,15 @@ def test_the_mart_is_validated_whole_and_its_checkpoint_returns_the_mismatching_
 
 
 def test_the_embedded_warehouse_is_validated_read_only_through_the_gx_duckdb_dialect(tmp_path):
-    url = warehouse_url(DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"), memory_limit="1GB"))
+    url = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"), memory_limit="1GB").gx_url()
     assert url == f"duckdb+taxi_gx:///{tmp_path}/w.duckdb?access_mode=read_only&memory_limit=1GB"
     assert PROJECT_ROOT / "gx" == GX_DIR
 
 
 def test_a_postgresql_warehouse_is_validated_through_psycopg2_with_its_dsn_or_the_pg_variables():
-    assert warehouse_url(PostgresWarehouseResource(dsn="host=db port=5433 dbname=taxi")) == (
+    assert PostgresWarehouseResource(dsn="host=db port=5433 dbname=taxi").gx_url() == (
         "postgresql+psycopg2:///?dsn=host%3Ddb%20port%3D5433%20dbname%3Dtaxi&application_name=taxi_platform_gx")
-    assert warehouse_url(PostgresWarehouseResource()) == "postgresql+psycopg2:///?application_name=taxi_platform_gx"
-
-
-def test_a_warehouse_the_checks_do_not_know_yet_says_where_to_add_it():
-    class Elsewhere(WarehouseResource):
-        @property
-        def name(self) -> str:
-            return "bigquery"
-
-    with pytest.raises(NotImplementedError, match="gx_context.py:warehouse_url"):
-        warehouse_url(Elsewhere())
+    assert PostgresWarehouseResource().gx_url() == "postgresql+psycopg2:///?application_name=taxi_platform_gx"
 
 
 def test_a_failed_expectation_message_names_the_rule_the_share_the_allowance_and_examples():

@@ -11,7 +11,7 @@ from taxi_platform.assets import ingest_assets
 from taxi_platform.assets.raw import landed_file_for
 from taxi_platform.definitions import defs
 from taxi_platform.jobs import build_colour_jobs, is_backfill_run
-from taxi_platform.partitions import monthly_partitions
+from taxi_platform.partitions import partitions_for
 from taxi_platform.schemas import GREEN, YELLOW
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ def test_each_colour_has_a_monthly_job_over_its_own_four_layers_tagged_with_the_
     for colour in ("yellow", "green"):
         job = defs.resolve_job_def(f"{colour}_tripdata_job")
         assert job.tags["taxi"] == colour
-        assert job.partitions_def == monthly_partitions
+        assert job.partitions_def == partitions_for(colour)
         keys = {k.to_user_string() for k in job.asset_layer.executable_asset_keys}
         assert {f"{layer}/{colour}_tripdata" for layer in ("raw", "lake", "bronze", "silver")} <= keys
         other = "green" if colour == "yellow" else "yellow"

@@ -9,15 +9,35 @@ import pytest
 
 from taxi_platform.errors import BadInputError
 from taxi_platform.files import check_header, read_header
-from taxi_platform.partitions import month_bounds, monthly_partitions, parse_month_range
+from taxi_platform.partitions import (
+    MIRROR,
+    TLC,
+    all_colours_partitions,
+    month_bounds,
+    parse_month_range,
+    partitions_for,
+)
 from taxi_platform.schemas import GREEN, YELLOW
 from taxi_platform.settings import Settings
 
 
-def test_partitions_start_in_january_2019_and_use_yyyy_mm_keys():
-    keys = monthly_partitions.get_partition_keys(current_time=dt.datetime(2024, 3, 15))
-    assert keys[0] == "2019-01"
-    assert keys[-1] == "2024-02"  # the last complete month
+def test_the_mirrors_partitions_are_the_months_it_publishes_with_yyyy_mm_keys():
+    for colour in ("yellow", "green"):
+        keys = partitions_for(colour, MIRROR).get_partition_keys(current_time=dt.datetime(2024, 3, 15))
+        assert (keys[0], keys[-1], len(keys)) == ("2019-01", "2021-07", 31)
+
+
+def test_the_tlcs_partitions_start_with_each_colours_first_file_and_end_with_the_last_complete_month():
+    at = dt.datetime(2024, 3, 15)
+    yellow = partitions_for("yellow", TLC).get_partition_keys(current_time=at)
+    green = partitions_for("green", TLC).get_partition_keys(current_time=at)
+    assert (yellow[0], yellow[-1]) == ("2011-01", "2024-02") and (green[0], green[-1]) == ("2013-08", "2024-02")
+    assert all_colours_partitions(TLC).get_partition_keys(current_time=at)[0] == "2011-01"
+
+
+def test_an_unknown_source_says_which_ones_there_are():
+    with pytest.raises(ValueError, match="use: mirror, tlc"):
+        Settings.from_env({"TAXI_SOURCE": "kaggle"})
 
 
 def test_a_month_range_lists_every_month_inclusive():

@@ -7,8 +7,10 @@ import gzip
 
 import pytest
 
-from taxi_platform.resources import build_warehouse
 from taxi_platform.files import open_binary
+from taxi_platform.resources import build_warehouse
+from taxi_platform.schemas import GREEN, TEXT, TIMESTAMP, YELLOW
+from taxi_platform.settings import Settings
 from taxi_platform.warehouse.postgres.resource import (
     PostgresWarehouseResource,
     qmark_to_pyformat,
@@ -16,8 +18,6 @@ from taxi_platform.warehouse.postgres.resource import (
     quick_keyed_sql,
     unique_row_id_sql,
 )
-from taxi_platform.schemas import GREEN, TEXT, TIMESTAMP, YELLOW
-from taxi_platform.settings import Settings
 
 
 def test_question_mark_placeholders_become_psycopg2_placeholders_outside_quotes():

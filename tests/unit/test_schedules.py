@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from dagster import DefaultScheduleStatus, Definitions, build_schedule_context
 
-from taxi_platform.assets import ingest_assets
+from taxi_platform.assets import build_ingest_assets
 from taxi_platform.jobs import build_colour_jobs
+from taxi_platform.partitions import TLC
 from taxi_platform.resources import resources_from_env
 from taxi_platform.schedules import build_schedules, month_before
 
@@ -17,8 +18,9 @@ UTC = dt.UTC
 
 
 def schedules(env: dict[str, str] | None = None):
-    jobs = build_colour_jobs(ingest_assets)
-    defs = Definitions(assets=ingest_assets, jobs=list(jobs.values()),
+    assets = build_ingest_assets(TLC)  # every month to this day: the TLC's partitions
+    jobs = build_colour_jobs(assets)
+    defs = Definitions(assets=assets, jobs=list(jobs.values()),
                        schedules=build_schedules(jobs, env or {}), resources=resources_from_env())
     REPOSITORIES.update({name: defs.get_repository_def()
                          for name in ("green_tripdata_job_schedule", "yellow_tripdata_job_schedule")})
@@ -52,7 +54,7 @@ def test_a_green_tick_on_2024_03_01_at_nine_requests_2024_02():
 
 @pytest.mark.parametrize("when, month", [
     (dt.datetime(2024, 1, 1, 10, tzinfo=UTC), "2023-12"),  # over the year boundary
-    (dt.datetime(2019, 2, 1, 10, tzinfo=UTC), "2019-01"),  # the first partition
+    (dt.datetime(2019, 2, 1, 10, tzinfo=UTC), "2019-01"),  # the mirror's first month
     (dt.datetime(2024, 3, 1, 10, tzinfo=UTC), "2024-02"),  # a leap February
 ])
 def test_a_yellow_tick_requests_the_month_that_just_ended(when, month):

@@ -14,10 +14,10 @@ from taxi_platform.sensors import LandedName, next_month, parse_landed_name
     ("yellow_tripdata_2019-1.csv.gz", None),
     ("Yellow_tripdata_2019-01.csv.gz", None),
     ("fhv_tripdata_2019-01.csv.gz", None),
-    ("yellow_tripdata_2019-01.parquet", None),
+    ("yellow_tripdata_2019-01.parquet", LandedName("yellow", "2019-01")),  # the TLC's form
     ("yellow_tripdata_2019-01.csv.gz.bak", None),
 ])
-def test_only_colour_tripdata_month_csv_or_csv_gz_names_are_accepted(name, parsed):
+def test_only_colour_tripdata_month_csv_csv_gz_or_parquet_names_are_accepted(name, parsed):
     assert parse_landed_name(name) == parsed
 
 

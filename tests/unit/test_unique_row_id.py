@@ -6,8 +6,8 @@ import hashlib
 
 import pytest
 
-from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.schemas import GREEN, YELLOW
+from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from tests.support.reference import key_text, read_rows, unique_row_id
 
 # First rows of the real files, with their ids worked out by hand from the contract.

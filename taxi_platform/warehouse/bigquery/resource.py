@@ -40,9 +40,9 @@ from pydantic import Field
 
 from taxi_platform.errors import BadInputError
 from taxi_platform.partitions import month_bounds
-from taxi_platform.warehouse import BronzeResult, SilverResult, WarehouseResource
 from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
 from taxi_platform.settings import setting
+from taxi_platform.warehouse import BronzeResult, SilverResult, WarehouseResource
 
 _BQ_TYPES = {INTEGER: "INT64", TIMESTAMP: "DATETIME", DOUBLE: "FLOAT64", TEXT: "STRING"}
 _REASON_TYPES = {INTEGER: "INTEGER", TIMESTAMP: "TIMESTAMP", DOUBLE: "DOUBLE", TEXT: "VARCHAR"}

@@ -1,8 +1,15 @@
-"""The embedded default warehouse: one DuckDB file, no server.
+"""The embedded default warehouse: one DuckDB file, no server (``TAXI_WAREHOUSE=duckdb``).
 
 DuckDB lets one process write a file at a time, so every operation opens its own connection
-and waits for the lock when another step holds it (steps of one run are separate processes).
-Each month's write is one transaction: delete the file's rows, insert them again.
+inside :meth:`DuckDBWarehouseResource.exclusive` (an advisory lock beside the file that steps,
+dbt and GX of other processes wait for). Bronze and silver follow the port
+(taxi_platform/warehouse/port.py) with DuckDB's own readers and SQL:
+
+- landing: ``read_csv`` (every field as text, columns by position, gzip decided by content) or
+  ``read_parquet`` (columns by name, each cast to text: a double as its shortest round-trip
+  decimal) into ``bronze.<colour>_tripdata_landed``; a file whose lines end both in CRLF and LF
+  is read again with LF throughout;
+- silver: typed, keyed and written in two passes over the month (:meth:`_build_silver`).
 """
 
 from __future__ import annotations
@@ -18,70 +25,22 @@ import duckdb
 from dagster import get_dagster_logger
 from pydantic import Field
 
-from taxi_platform import files
-from taxi_platform.errors import BadInputError
+from taxi_platform import errors, files
+from taxi_platform.files import FileContract
 from taxi_platform.partitions import month_bounds
-from taxi_platform.warehouse import BronzeResult, SilverResult, WarehouseResource
-from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
+from taxi_platform.schemas import TEXT, TripSchema
 from taxi_platform.settings import setting
+from taxi_platform.warehouse.duckdb.sql import (
+    SQL_TYPES,
+    key_text,
+    key_value,
+    quoted,
+    typed,
+    untypable,
+)
+from taxi_platform.warehouse.port import IncomingProfile, PublishedLoad, SilverResult, WarehouseResource
 
-_SQL_TYPES = {INTEGER: "INTEGER", TIMESTAMP: "TIMESTAMP", DOUBLE: "DOUBLE", TEXT: "VARCHAR"}
-_KEY_AMOUNTS = ("fare_amount", "trip_distance")
 _HELD: dict[str, int] = {}  # DuckDB files this process holds the advisory lock of (depth)
-
-
-# The shape of a published timestamp (what PostgreSQL's and BigQuery's typing also require):
-# DuckDB would also read 'epoch', 'infinity' or a five-digit year as a timestamp.
-TIMESTAMP_SHAPE = r"^\s*[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
-
-
-def _typed(column: str, kind: str) -> str:
-    """SQL turning the landed text ``column`` into its silver type (NULL when it cannot).
-    Non-finite numbers (``inf``, ``nan``, ``1e309``) cannot be typed: a month's sums would
-    become NaN."""
-    if kind == INTEGER:
-        # TRY_CAST('1.5' AS INTEGER) rounds to 2; accept only whole numbers ('1', '1.0').
-        return (f"CASE WHEN TRY_CAST({column} AS DOUBLE) = floor(TRY_CAST({column} AS DOUBLE)) "
-                f"THEN TRY_CAST(TRY_CAST({column} AS DOUBLE) AS INTEGER) END")
-    if kind == DOUBLE:
-        return f"CASE WHEN isfinite(TRY_CAST({column} AS DOUBLE)) THEN TRY_CAST({column} AS DOUBLE) END"
-    if kind == TIMESTAMP:
-        return (f"CASE WHEN regexp_matches({column}, '{TIMESTAMP_SHAPE}') "
-                f"THEN TRY_CAST({column} AS TIMESTAMP) END")
-    return f"TRY_CAST({column} AS {_SQL_TYPES[kind]})"
-
-
-def _key_amount(column: str) -> str:
-    """An amount as hashed into unique_row_id, from the landed text through DECIMAL: rounds half
-    away from zero, as PostgreSQL's numeric and BigQuery's NUMERIC do, and DECIMAL has no
-    negative zero. DECIMAL(18, 4) is a 64-bit integer, several times faster than
-    DECIMAL(38, 4), which is kept for amounts too large for it. An amount too large for that
-    (1e34 and more) is written as its double's shortest round-trip text (``1e+40``), never
-    as NULL (see the id contract in taxi_platform/warehouse/port.py)."""
-    raw = f'"{column}__raw"'
-    return (f"coalesce(CAST(round(TRY_CAST({raw} AS DECIMAL(18, 4)), 2) AS DECIMAL(18, 2))::VARCHAR, "
-            f"CAST(round(TRY_CAST({raw} AS DECIMAL(38, 4)), 2) AS DECIMAL(38, 2))::VARCHAR, "
-            f'CAST("{column}" AS VARCHAR), '')')
-
-
-def _key_text(column: str, kind: str) -> str:
-    """A key column as the text hashed into unique_row_id (from the typed columns, and the
-    landed text of amounts)."""
-    if kind == TIMESTAMP:
-        return f"coalesce(strftime({column}, '%Y-%m-%d %H:%M:%S'), '')"
-    if column in _KEY_AMOUNTS:
-        return _key_amount(column)
-    return f"coalesce(CAST({column} AS VARCHAR), '')"
-
-
-def _key_value(column: str, kind: str) -> str:
-    """A key column as a value that is equal exactly when its key text is (cheaper than the
-    text: timestamps to the second, as the text has them)."""
-    if kind == TIMESTAMP:
-        return f"date_trunc('second', {column})"
-    if column in _KEY_AMOUNTS:
-        return _key_amount(column)
-    return column
 
 
 class DuckDBWarehouseResource(WarehouseResource):
@@ -92,9 +51,23 @@ class DuckDBWarehouseResource(WarehouseResource):
                               description="DuckDB memory_limit (TAXI_DUCKDB_MEMORY_LIMIT)")
     lock_timeout_seconds: float = Field(default=1800.0, description="how long to wait for the file lock")
 
+    # -- what the other layers ask ----------------------------------------------------------
     @property
     def name(self) -> str:
         return "duckdb"
+
+    def identity(self) -> str:
+        return f"duckdb:{Path(self.path).absolute()}"
+
+    def gx_url(self) -> str:
+        from taxi_platform.warehouse.duckdb import gx  # registers the read-only dialect
+
+        return gx.url(Path(self.path).absolute(), self.memory_limit)
+
+    def dbt_env(self) -> dict[str, str]:
+        # absolute: dbt runs in dbt_project/
+        return {**super().dbt_env(), "TAXI_DUCKDB_PATH": str(Path(self.path).absolute()),
+                "TAXI_DUCKDB_MEMORY_LIMIT": self.memory_limit}
 
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
@@ -119,7 +92,7 @@ class DuckDBWarehouseResource(WarehouseResource):
                 except BlockingIOError:
                     if time.monotonic() > deadline:
                         raise TimeoutError(f"gave up waiting {self.lock_timeout_seconds:.0f}s "
-                                           f"for the DuckDB file {self.path}")
+                                           f"for the DuckDB file {self.path}") from None
                     if not warned:
                         get_dagster_logger().info(f"waiting for another step using {self.path}")
                         warned = True
@@ -151,10 +124,22 @@ class DuckDBWarehouseResource(WarehouseResource):
             finally:
                 conn.close()
 
-    # -- generic -------------------------------------------------------------------------
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         with self.connect() as conn:
-            return conn.execute(sql, params or []).fetchall()
+            conn.execute("BEGIN TRANSACTION")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    # -- SQL -------------------------------------------------------------------------------------
+    def select(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
+        with self.connect() as conn:
+            result = conn.execute(sql, params or [])
+            return [d[0] for d in result.description or []], result.fetchall()
 
     def describe(self, table: str) -> list[tuple[str, str]]:
         schema, _, name = table.rpartition(".")
@@ -173,123 +158,169 @@ class DuckDBWarehouseResource(WarehouseResource):
             return conn.execute(f"SELECT count(*) FROM (SELECT {column} FROM {table} "
                                 "GROUP BY 1 HAVING count(*) > 1)").fetchone()[0]
 
-    def preview_markdown(self, table: str, filename: str, limit: int = 5) -> str:
-        with self.connect() as conn:
-            rel = conn.execute(f"SELECT * FROM {table} WHERE filename = ? LIMIT {int(limit)}", [filename])
-            names = [d[0] for d in rel.description]
-            rows = rel.fetchall()
-        lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-        lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
-        return "\n".join(lines)
+    # -- bronze ----------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _month_lock(self, schema: TripSchema, partition: str) -> Iterator[None]:
+        with self.exclusive():  # one writer of the file at a time, across processes
+            yield
 
-    # -- bronze --------------------------------------------------------------------------
-    def load_bronze(self, schema: TripSchema, partition: str, filename: str, path: str,
-                    max_quarantine_fraction: float = 0.01) -> BronzeResult:
-        table = f"bronze.{schema.table}"
-        cols = ", ".join(f'"{c}" VARCHAR' for c in schema.sql_names)
+    def _prepare_bronze(self, schema: TripSchema, extra_columns: list[str]) -> None:
+        landed, loads = f"bronze.{schema.table}_landed", f"bronze.{schema.table}_loads"
         with self.connect() as conn:
+            kinds = dict(conn.execute(
+                "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'bronze'"
+            ).fetchall())
             conn.execute("CREATE SCHEMA IF NOT EXISTS bronze")
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {table} ({cols}, filename VARCHAR)")
-            try:
-                rows = self._replace_bronze(conn, schema, partition, filename, path, max_quarantine_fraction)
-            except duckdb.Error as exc:
-                if not files.has_mixed_line_endings(path):
-                    raise BadInputError(
-                        f"{filename} (partition {partition}) could not be loaded into {table}: "
-                        f"{str(exc).splitlines()[0]}. The file is probably truncated or malformed: "
-                        "re-materialize its raw and lake assets; if it persists, the source file "
-                        "itself is bad.", file=filename, partition=partition) from exc
-                # Some lines end with CRLF, others with LF (a real published file does this):
-                # DuckDB's reader takes one kind, so the file is read again with LF throughout.
-                with files.normalized_copy(path) as normalized:
-                    rows = self._replace_bronze(conn, schema, partition, filename, normalized,
-                                                max_quarantine_fraction)
-        return BronzeResult(filename, rows)
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {loads} (month VARCHAR PRIMARY KEY, filename VARCHAR "
+                         "NOT NULL, load_id VARCHAR NOT NULL, rows BIGINT NOT NULL, published_at TIMESTAMP)")
+            if kinds.get(schema.table) == "BASE TABLE":  # bronze before the landed layout: migrate
+                conn.execute(f"ALTER TABLE bronze.{schema.table} RENAME TO {schema.table}_landed")
+                conn.execute(f"ALTER TABLE {landed} ADD COLUMN load_id VARCHAR")
+                conn.execute(f"UPDATE {landed} SET load_id = 'before-' || filename")
+                conn.execute(f"INSERT INTO {loads} SELECT substr(filename, strpos(filename, '_tripdata_') + 10, 7), "
+                             f"filename, load_id, count(*), now() FROM {landed} GROUP BY ALL")
+            columns = ", ".join(f"{quoted(c)} VARCHAR" for c in schema.sql_names)
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {landed} ({columns}, filename VARCHAR, load_id VARCHAR)")
+            have = {r[0] for r in conn.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'bronze' "
+                "AND table_name = ?", [f"{schema.table}_landed"]).fetchall()}
+            for column in [*schema.sql_names, *extra_columns]:
+                if column not in have:
+                    conn.execute(f"ALTER TABLE {landed} ADD COLUMN {quoted(column)} VARCHAR")
+                    have.add(column)
+            shown = [*schema.sql_names, *sorted(have - set(schema.sql_names) - {"filename", "load_id"})]
+            conn.execute(f"CREATE OR REPLACE VIEW bronze.{schema.table} AS SELECT "
+                         f"{', '.join(quoted(c) for c in shown)}, filename FROM {landed} "
+                         f"WHERE load_id IN (SELECT load_id FROM {loads})")
 
-    def _replace_bronze(self, conn, schema: TripSchema, partition: str, filename: str, path,
-                        max_quarantine_fraction: float) -> int:
-        """One transaction: the file's rows in bronze replaced by the file's; returns their number."""
-        table = f"bronze.{schema.table}"
-        csv_columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in schema.sql_names) + "}"
-        compression = "gzip" if files.sniff(path)[0] == files.GZIP else "none"  # by content
-        conn.execute("BEGIN TRANSACTION")
+    def _land(self, schema: TripSchema, filename: str, path: str, contract: FileContract, load_id: str,
+              partition: str) -> None:
+        landed = f"bronze.{schema.table}_landed"
         try:
-            conn.execute(f"DELETE FROM {table} WHERE filename = ?", [filename])
-            # Columns by position (the header was checked against the contract already);
-            # every field as text: typing is silver's job, so nothing is lost here.
-            conn.execute(
-                f"INSERT INTO {table} SELECT *, ? FROM read_csv(?, header = true, "
-                f"columns = {csv_columns}, auto_detect = false, delim = ',', quote = '\"', "
-                f"escape = '\"', strict_mode = true, compression = '{compression}')",
-                [filename, str(path)])
-            rows = conn.execute(f"SELECT count(*) FROM {table} WHERE filename = ?",
-                                [filename]).fetchone()[0]
-            if rows == 0:
-                raise BadInputError(
-                    f"{filename} (partition {partition}) has a header but no trip rows; "
-                    "the previous load of this month (if any) is kept. Check the source file.",
-                    file=filename, partition=partition)
-            # The typing gate runs here too, so a file silver would refuse never replaces
-            # a good month in bronze either.
-            self._gate_untypable(conn, schema, partition, filename, table, rows,
-                                 max_quarantine_fraction)
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        return rows
+            self._insert_file(landed, path, contract, filename, load_id)
+        except duckdb.Error as exc:
+            if contract.format == files.PARQUET or not files.has_mixed_line_endings(path):
+                raise errors.BadInputError(
+                    f"{filename} (partition {partition}) could not be loaded into bronze.{schema.table}: "
+                    f"{str(exc).splitlines()[0]}. The file is probably truncated or malformed: "
+                    "re-materialize its raw and lake assets; if it persists, the source file "
+                    "itself is bad.", file=filename, partition=partition) from None
+            # Some lines end with CRLF, others with LF (a real published file does this):
+            # DuckDB's reader takes one kind, so the file is read again with LF throughout.
+            with files.normalized_copy(path) as normalized:
+                self._insert_file(landed, normalized, contract, filename, load_id, gzipped=False)
 
-    # -- silver --------------------------------------------------------------------------
+    def _insert_file(self, landed: str, path, contract: FileContract, filename: str, load_id: str,
+                     gzipped: bool | None = None) -> None:
+        columns = ", ".join(quoted(column) for _, column in contract.columns)
+        if contract.format == files.PARQUET:
+            # Columns by name, each as text: a double as its shortest round-trip decimal.
+            source = ", ".join(f"CAST({quoted(name)} AS VARCHAR)" for name, _ in contract.columns)
+            sql = f"SELECT {source}, ?, ? FROM read_parquet(?)"
+        else:
+            # Columns by position (the header was checked against the contract); every field as
+            # text: typing is silver's job, so nothing is lost here.
+            spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for _, c in contract.columns) + "}"
+            compression = "gzip" if (contract.gzipped if gzipped is None else gzipped) else "none"
+            sql = (f"SELECT *, ?, ? FROM read_csv(?, header = true, columns = {spec}, auto_detect = false, "
+                   f"delim = ',', quote = '\"', escape = '\"', strict_mode = true, compression = '{compression}')")
+        with self._transaction() as conn:
+            conn.execute(f"INSERT INTO {landed} ({columns}, filename, load_id) {sql}", [filename, load_id, str(path)])
+
+    def _profile(self, schema: TripSchema, partition: str, load_id: str) -> IncomingProfile:
+        landed = f"bronze.{schema.table}_landed"
+        start, end = self._month_text_bounds(partition)
+        any_bad = " OR ".join(f"({untypable(c.sql_name, c.type)})" for c in schema.columns if c.type != TEXT)
+        with self.connect() as conn:
+            rows, in_month = conn.execute(
+                f"SELECT count(*), count(*) FILTER (WHERE {schema.pickup} >= ? AND {schema.pickup} < ?) "
+                f"FROM {landed} WHERE load_id = ?", [start, end, load_id]).fetchone()
+            # A WHERE, not count(*) FILTER: DuckDB evaluates a filter's conditions adaptively.
+            bad = conn.execute(f"SELECT count(*) FROM {landed} WHERE load_id = ? AND ({any_bad})",
+                               [load_id]).fetchone()[0]
+            by_column = self._untypable_by_column(conn, schema, load_id) if bad else []
+        return IncomingProfile(rows, bad, in_month, by_column)
+
+    def _publish(self, schema: TripSchema, partition: str, filename: str, load_id: str, rows: int) -> None:
+        names = schema.month_files(partition)
+        with self._transaction() as conn:
+            conn.execute(f"DELETE FROM bronze.{schema.table}_landed WHERE filename IN (?, ?) AND load_id <> ?",
+                         [*names, load_id])
+            conn.execute(f"DELETE FROM bronze.{schema.table}_loads WHERE month = ?", [partition])
+            conn.execute(f"INSERT INTO bronze.{schema.table}_loads VALUES (?, ?, ?, ?, now())",
+                         [partition, filename, load_id, rows])
+
+    def _discard_load(self, schema: TripSchema, load_id: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(f"DELETE FROM bronze.{schema.table}_landed WHERE load_id = ?", [load_id])
+
+    def _discard_unpublished(self, schema: TripSchema, partition: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(f"DELETE FROM bronze.{schema.table}_landed WHERE filename IN (?, ?) AND load_id NOT IN "
+                         f"(SELECT load_id FROM bronze.{schema.table}_loads)", schema.month_files(partition))
+
+    def _untypable_by_column(self, conn, schema: TripSchema, load_id: str) -> list[tuple[str, int, str]]:
+        """(column, rows, an example value) for every column with text that cannot be typed."""
+        counts = ", ".join(
+            f"count(*) FILTER (WHERE {untypable(c.sql_name, c.type)}), "
+            f"any_value({c.sql_name}) FILTER (WHERE {untypable(c.sql_name, c.type)})"
+            for c in schema.columns)
+        row = conn.execute(f"SELECT {counts} FROM bronze.{schema.table}_landed WHERE load_id = ?",
+                           [load_id]).fetchone()
+        return [(c.sql_name, row[2 * i], repr(row[2 * i + 1]))
+                for i, c in enumerate(schema.columns) if row[2 * i]]
+
+    # -- silver ----------------------------------------------------------------------------------
     def _silver_ddl(self, schema: TripSchema) -> list[str]:
-        typed = ", ".join(f'"{c.sql_name}" {_SQL_TYPES[c.type]}' for c in schema.columns)
+        silver, quarantine = f"silver.{schema.table}", f"silver.{schema.table}_quarantine"
+        typed_cols = ", ".join(f'"{c.sql_name}" {SQL_TYPES[c.type]}' for c in schema.columns)
         raw = ", ".join(f'"{c}" VARCHAR' for c in schema.sql_names)
         return [
             "CREATE SCHEMA IF NOT EXISTS silver",
-            f"CREATE TABLE IF NOT EXISTS silver.{schema.table} "
             # md5 hex does not compress; DuckDB's analysis of it cost more than the write itself.
-            f"(unique_row_id VARCHAR NOT NULL USING COMPRESSION uncompressed, "
-            f"filename VARCHAR NOT NULL, {typed})",
-            f"CREATE TABLE IF NOT EXISTS silver.{schema.table}_quarantine "
-            f"(filename VARCHAR, line_number BIGINT, reason VARCHAR, {raw})",
+            (f"CREATE TABLE IF NOT EXISTS {silver} (unique_row_id VARCHAR NOT NULL USING COMPRESSION "
+             f"uncompressed, filename VARCHAR NOT NULL, {typed_cols})"),
+            f"CREATE TABLE IF NOT EXISTS {quarantine} (filename VARCHAR, line_number BIGINT, reason VARCHAR, {raw})",
+            # Tables made before a column joined the contract gain it in place (NULL for loaded months).
+            *[f'ALTER TABLE {silver} ADD COLUMN IF NOT EXISTS "{c.sql_name}" {SQL_TYPES[c.type]}'
+              for c in schema.columns if c.optional],
+            *[f'ALTER TABLE {quarantine} ADD COLUMN IF NOT EXISTS "{c.sql_name}" VARCHAR'
+              for c in schema.columns if c.optional],
         ]
 
-    def build_silver(self, schema: TripSchema, partition: str, filename: str,
-                     max_quarantine_fraction: float = 0.01) -> SilverResult:
-        bronze, silver = f"bronze.{schema.table}", f"silver.{schema.table}"
+    def _build_silver(self, schema: TripSchema, partition: str, load: PublishedLoad,
+                      max_quarantine_fraction: float) -> SilverResult:
+        filename, load_id = load.filename, load.load_id
+        landed, silver = f"bronze.{schema.table}_landed", f"silver.{schema.table}"
         quarantine = f"silver.{schema.table}_quarantine"
-        typed_cols = ", ".join(f'{_typed(c.sql_name, c.type)} AS "{c.sql_name}"' for c in schema.columns)
+        month_files = schema.month_files(partition)
+        typed_cols = ", ".join(f'{typed(c.sql_name, c.type)} AS "{c.sql_name}"' for c in schema.columns)
         raw_cols = ", ".join(f'"{c}" AS "{c}__raw"' for c in schema.sql_names)
-        # Typed from bronze in a subquery, so each cast is written once and both the filter
+
+        # Typed from the load in a subquery, so each cast is written once and both the filter
         # (text present but no typed value) and the key read it.
         def typed_from(condition: str = "true") -> str:
             return (f"(SELECT bronze.rowid AS bronze_rowid, {typed_cols}, {raw_cols} "
-                    f"FROM {bronze} AS bronze WHERE filename = ? AND {condition})")
+                    f"FROM {landed} AS bronze WHERE load_id = ? AND {condition})")
         typed_from_bronze = typed_from()
-        untypable = [f'("{c.sql_name}" IS NULL AND "{c.sql_name}__raw" IS NOT NULL '
-                     f"AND trim(\"{c.sql_name}__raw\") <> '')" for c in schema.columns if c.type != TEXT]
-        any_untypable = " OR ".join(untypable)
-        key = ", ".join(_key_text(c, schema.column(c).type) for c in schema.key_columns)
-        key_values = ", ".join(_key_value(c, schema.column(c).type) for c in schema.key_columns)
+        untypable_cols = [c for c in schema.columns if c.type != TEXT]
+        untypable_sql = [f'("{c.sql_name}" IS NULL AND "{c.sql_name}__raw" IS NOT NULL '
+                         f"AND trim(\"{c.sql_name}__raw\") <> '')" for c in untypable_cols]
+        any_untypable = " OR ".join(untypable_sql)
+        key = ", ".join(key_text(c, schema.column(c).type) for c in schema.key_columns)
+        key_values = ", ".join(key_value(c, schema.column(c).type) for c in schema.key_columns)
         # The rows that can be typed, with the text their unique_row_id is the md5 of.
         keyed = (f"(SELECT concat_ws('|', {key}) AS key_text, * FROM {typed_from_bronze} "
                  f"WHERE NOT ({any_untypable}))")
         silver_cols = ", ".join(f'"{c}"' for c in schema.sql_names)
         pickup = f'"{schema.pickup}"'
         start, end = month_bounds(partition)
-        log = get_dagster_logger()
+        header_lines = 0 if filename.endswith(".parquet") else 1  # a CSV's line 1 is its header
 
         with self.connect() as conn:
             for ddl in self._silver_ddl(schema):
                 conn.execute(ddl)
-            rows_in = conn.execute(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'bronze' "
-                "AND table_name = ?", [schema.table]).fetchone()[0] and conn.execute(
-                f"SELECT count(*) FROM {bronze} WHERE filename = ?", [filename]).fetchone()[0]
-            if not rows_in:
-                raise BadInputError(
-                    f"{filename} (partition {partition}) is not in {bronze}: materialize "
-                    f"bronze/{schema.table} for {partition} first (select '*silver/{schema.table}' "
-                    "to run the upstream layers in the same run).", file=filename, partition=partition)
+            rows_in = load.rows
             conn.execute("BEGIN TRANSACTION")
             try:
                 # Pass 1 (no text built): the rows that can be typed, with a 64-bit hash of
@@ -298,27 +329,26 @@ class DuckDBWarehouseResource(WarehouseResource):
                 conn.execute(f"""
                     CREATE OR REPLACE TEMP TABLE _keys AS
                     SELECT bronze_rowid, hash({key_values}) AS key_hash, {pickup} AS pickup
-                    FROM {typed_from_bronze} WHERE NOT ({any_untypable})""", [filename])
+                    FROM {typed_from_bronze} WHERE NOT ({any_untypable})""", [load_id])
                 good, lo, hi = conn.execute("SELECT count(*), min(pickup), max(pickup) FROM _keys").fetchone()
                 bad = rows_in - good
-                reasons_summary = self._untypable_by_column(conn, schema, bronze, filename) if bad else []
+                reasons_summary = self._untypable_by_column(conn, schema, load_id) if bad else []
                 if bad / rows_in > max_quarantine_fraction:
-                    raise _too_many_untypable(schema, partition, filename, rows_in, bad,
-                                              reasons_summary, max_quarantine_fraction)
-                conn.execute(f"DELETE FROM {quarantine} WHERE filename = ?", [filename])
+                    raise errors.too_many_untypable(filename, partition, rows_in, bad, reasons_summary,
+                                                    max_quarantine_fraction)
+                conn.execute(f"DELETE FROM {quarantine} WHERE filename IN (?, ?)", month_files)
                 if bad:  # the rare case: find the lines and say why, column by column
                     reasons = ", ".join(
                         f"CASE WHEN {cond} THEN '{c.sql_name}: cannot read ''' || \"{c.sql_name}__raw\" "
-                        f"|| ''' as {_SQL_TYPES[c.type]}' END"
-                        for c, cond in zip([c for c in schema.columns if c.type != TEXT], untypable))
+                        f"|| ''' as {SQL_TYPES[c.type]}' END" for c, cond in zip(untypable_cols, untypable_sql))
                     raw_select = ", ".join(f'"{c}__raw"' for c in schema.sql_names)
                     conn.execute(f"""
-                        INSERT INTO {quarantine}
+                        INSERT INTO {quarantine} (filename, line_number, reason, {silver_cols})
                         SELECT ?, line_number, reason, {raw_select} FROM (
-                          SELECT row_number() OVER (ORDER BY bronze_rowid) + 1 AS line_number,
+                          SELECT row_number() OVER (ORDER BY bronze_rowid) + {header_lines} AS line_number,
                                  NULLIF(concat_ws('; ', {reasons}), '') AS reason, *
                           FROM {typed_from_bronze})
-                        WHERE reason IS NOT NULL ORDER BY line_number""", [filename, filename])
+                        WHERE reason IS NOT NULL ORDER BY line_number""", [filename, load_id])
                 # The same key twice in the file: keep the first in file order (exact, on the
                 # key text of the candidates). Found before the insert, because deleting rows a
                 # transaction has just written makes DuckDB rewrite them at commit.
@@ -329,10 +359,11 @@ class DuckDBWarehouseResource(WarehouseResource):
                         "rowid IN (SELECT bronze_rowid FROM _keys WHERE key_hash IN ("
                         "SELECT key_hash FROM _keys GROUP BY 1 HAVING count(*) > 1))")})
                     QUALIFY row_number() OVER (PARTITION BY key_text ORDER BY bronze_rowid) > 1""",
-                    [filename])
+                    [load_id])
                 collapsed = conn.execute("SELECT count(*) FROM _later_duplicates").fetchone()[0]
                 distinct = good - collapsed
-                conn.execute(f"DELETE FROM {silver} WHERE filename = ?", [filename])
+                # The month's rows, whatever file they came from (a month is one partition).
+                conn.execute(f"DELETE FROM {silver} WHERE filename IN (?, ?)", month_files)
                 # Pass 2, the one that writes: type, hash, insert. An id already owned by an
                 # earlier month's file stays there (whatever the load order), so it is left out.
                 # No ORDER BY: silver's row order is not file order (sorting 7M rows for it would
@@ -341,13 +372,13 @@ class DuckDBWarehouseResource(WarehouseResource):
                     f"SELECT count(*) FROM {silver} WHERE filename < ? AND {pickup} BETWEEN ? AND ?",
                     [filename, lo, hi]).fetchone()[0]
                 conn.execute(f"""
-                    INSERT INTO {silver}
+                    INSERT INTO {silver} (unique_row_id, filename, {silver_cols})
                     SELECT unique_row_id, ?, {silver_cols} FROM (
                       SELECT md5(key_text) AS unique_row_id, * FROM {keyed}
                       WHERE bronze_rowid NOT IN (SELECT bronze_rowid FROM _later_duplicates)) k
                     {f'''WHERE unique_row_id NOT IN (SELECT unique_row_id FROM {silver}
                           WHERE filename < ? AND {pickup} BETWEEN ? AND ?)''' if owned_earlier else ''}""",
-                    [filename, filename] + ([filename, lo, hi] if owned_earlier else []))
+                    [filename, load_id] + ([filename, lo, hi] if owned_earlier else []))
                 # A later month's file holding one of ours gives it up.
                 if conn.execute(f"SELECT count(*) FROM {silver} WHERE filename > ? AND {pickup} "
                                 "BETWEEN ? AND ?", [filename, lo, hi]).fetchone()[0]:
@@ -364,51 +395,10 @@ class DuckDBWarehouseResource(WarehouseResource):
                 conn.execute("ROLLBACK")
                 raise
         if bad:
-            log.warning(f"{filename}: {bad} rows quarantined in {quarantine}")
+            get_dagster_logger().warning(f"{filename}: {bad} rows quarantined in {quarantine}")
         return SilverResult(
             filename=filename, rows_in=rows_in, rows_out=rows_out,
             duplicates_collapsed=collapsed, duplicates_in_other_files=distinct - rows_out,
             rows_quarantined=bad, quarantine_reasons=reasons_summary,
             pickups_outside_month=outside)
 
-    def _untypable_by_column(self, conn, schema: TripSchema, bronze: str,
-                             filename: str) -> list[tuple[str, int, str]]:
-        """(column, rows, an example value) for every column with text that cannot be typed."""
-        counts = ", ".join(
-            f"count(*) FILTER (WHERE {_untypable(c.sql_name, c.type)}), "
-            f"any_value({c.sql_name}) FILTER (WHERE {_untypable(c.sql_name, c.type)})"
-            for c in schema.columns)
-        row = conn.execute(f"SELECT {counts} FROM {bronze} WHERE filename = ?", [filename]).fetchone()
-        return [(c.sql_name, row[2 * i], repr(row[2 * i + 1]))
-                for i, c in enumerate(schema.columns) if row[2 * i]]
-
-    def _gate_untypable(self, conn, schema: TripSchema, partition: str, filename: str, bronze: str,
-                        rows: int, max_fraction: float) -> None:
-        """Fail (inside the caller's transaction) when too many of the file's ``rows`` cannot be
-        typed."""
-        any_bad = " OR ".join(f"({_untypable(c.sql_name, c.type)})" for c in schema.columns
-                              if c.type != TEXT)
-        # A WHERE, not count(*) FILTER: DuckDB evaluates a filter's conditions adaptively.
-        bad = conn.execute(f"SELECT count(*) FROM {bronze} WHERE filename = ? AND ({any_bad})",
-                           [filename]).fetchone()[0]
-        if rows and bad / rows > max_fraction:
-            raise _too_many_untypable(schema, partition, filename, rows, bad,
-                                      self._untypable_by_column(conn, schema, bronze, filename), max_fraction)
-
-
-def _untypable(column: str, kind: str) -> str:
-    """SQL: true when the landed text of ``column`` is present but cannot become ``kind``."""
-    if kind == TEXT:
-        return "false"
-    # The cast first: it almost never fails, so trim() runs on a handful of values, not all.
-    return f"({_typed(column, kind)} IS NULL AND {column} IS NOT NULL AND trim({column}) <> '')"
-
-
-def _too_many_untypable(schema, partition, filename, rows, bad, by_column, max_fraction) -> BadInputError:
-    detail = "; ".join(f"column {col}: {n} rows, e.g. {example}" for col, n, example in by_column)
-    return BadInputError(
-        f"{filename} (partition {partition}): {bad} of {rows} rows ({bad / rows:.1%}) cannot be "
-        f"typed, more than the {max_fraction:.1%} allowed (TAXI_MAX_QUARANTINE_FRACTION). "
-        f"{detail}. Nothing was changed for this month; fix the file, or the column contract "
-        "in taxi_platform/schemas.py if TLC changed a type.",
-        file=filename, partition=partition, column=by_column[0][0] if by_column else None)

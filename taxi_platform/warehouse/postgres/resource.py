@@ -43,6 +43,7 @@ import re
 import zlib
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import psycopg2
 import psycopg2.errors
@@ -52,9 +53,9 @@ from pydantic import Field
 from taxi_platform import files
 from taxi_platform.errors import BadInputError
 from taxi_platform.partitions import month_bounds
-from taxi_platform.warehouse import BronzeResult, SilverResult, WarehouseResource
 from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
 from taxi_platform.secrets import mask_dsn, redact
+from taxi_platform.warehouse import BronzeResult, SilverResult, WarehouseResource
 
 _SQL_TYPES = {INTEGER: "integer", TIMESTAMP: "timestamp", DOUBLE: "double precision", TEXT: "text"}
 # The type names quarantine reasons use: the same words on every backend.
@@ -264,6 +265,10 @@ class _ReadErrors:
             raise
 
 
+_PG_VARIABLES = {"host": "PGHOST", "port": "PGPORT", "user": "PGUSER", "password": "PGPASSWORD",
+                 "dbname": "PGDATABASE"}
+
+
 class PostgresConnectionError(ConnectionError):
     """The server could not be reached or refused us; the message never shows a password."""
 
@@ -302,6 +307,29 @@ class PostgresWarehouseResource(WarehouseResource):
             raise
         finally:
             conn.close()
+
+    def identity(self) -> str:
+        return "postgres"
+
+    def gx_url(self) -> str:
+        # psycopg2 gets the resource's DSN (a libpq URL or key=value string) as it is; with none,
+        # libpq reads the PG* variables when connecting, as the warehouse resource does.
+        dsn = self.resolved_dsn()
+        query = urlencode({**({"dsn": dsn} if dsn else {}), "application_name": f"{self.application_name}_gx"},
+                          quote_via=quote)
+        return f"postgresql+psycopg2:///?{query}"
+
+    def dbt_env(self) -> dict[str, str]:
+        """profiles.yml's postgres target reads the PG* variables: from the DSN, when there is one."""
+        variables = super().dbt_env()
+        dsn = self.resolved_dsn()
+        if dsn:
+            from psycopg2.extensions import parse_dsn
+
+            for key, value in parse_dsn(dsn).items():
+                if key in _PG_VARIABLES:
+                    variables[_PG_VARIABLES[key]] = value
+        return variables
 
     def secrets(self) -> list[str]:
         """What must never be shown: the DSN (it may carry a password) and PGPASSWORD."""

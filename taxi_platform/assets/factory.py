@@ -1,0 +1,53 @@
+"""The one factory of the ingest assets (raw, lake, bronze, silver): what their ``@asset``
+decorators share, and the loop every one of them runs over the months of a run.
+
+Every ingest asset is ``<layer>/<colour>_tripdata``, partitioned by the colour's months at the
+source, in the group of its layer, tagged with its colour and layer, retried for transient
+trouble only, single-run in backfills; the ones that write the warehouse take a slot of the pool
+``taxi_warehouse``. A run may carry many months (``--partition-range``, single-run backfills);
+each month is done (and written in its own transaction) in turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dagster import AssetCheckSpec, AssetKey, asset
+
+from taxi_platform.assets.common import (
+    INGEST_BACKFILL_POLICY,
+    TRANSIENT_RETRY_POLICY,
+    WAREHOUSE_POOL,
+)
+from taxi_platform.partitions import partitions_for
+from taxi_platform.schemas import TripSchema
+
+LAYERS = ("raw", "lake", "bronze", "silver")
+
+
+def ingest_key(layer: str, schema: TripSchema) -> AssetKey:
+    return AssetKey([layer, schema.table])
+
+
+def ingest_asset(schema: TripSchema, layer: str, *, description: str, kinds: set[str],
+                 writes_warehouse: bool = False, check_specs: Sequence[AssetCheckSpec] = (),
+                 metadata: dict[str, Any] | None = None, source: str | None = None) -> Callable:
+    """The ``@asset`` decorator of ``<layer>/<colour>_tripdata`` (its upstream is the layer before),
+    partitioned by the colour's months at ``source`` (TAXI_SOURCE when not given)."""
+    before = LAYERS[LAYERS.index(layer) - 1] if layer != LAYERS[0] else None
+    return asset(
+        key=ingest_key(layer, schema),
+        deps=[ingest_key(before, schema)] if before else None,
+        group_name=layer,
+        partitions_def=partitions_for(schema.colour, source),
+        backfill_policy=INGEST_BACKFILL_POLICY,
+        retry_policy=TRANSIENT_RETRY_POLICY,
+        pool=WAREHOUSE_POOL if writes_warehouse else None,
+        kinds=kinds,
+        tags={"colour": schema.colour, "layer": layer},
+        owners=["team:data-platform"],
+        metadata=metadata,
+        check_specs=list(check_specs) or None,
+        description=description,
+    )
