@@ -125,8 +125,9 @@ class TaxiDbtTranslator(DagsterDbtTranslator):
         extra = [dep for key, dep in through_views.items() if key not in known and key != spec.key]
         # A colour's silver may start later than gold's months (green at the TLC: 2013-08): those
         # months of gold simply have no green rows.
-        deps = [AssetDep(dep.asset_key, partition_mapping=SILVER_MONTHS) if dep.asset_key.path[0] == "silver"
-                else dep for dep in [*spec.deps, *extra]]
+        partitioned = "partitioned" in props.get("tags", [])
+        deps = [AssetDep(dep.asset_key, partition_mapping=SILVER_MONTHS)
+                if partitioned and dep.asset_key.path[0] == "silver" else dep for dep in [*spec.deps, *extra]]
         return spec.replace_attributes(deps=deps)
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:

@@ -65,6 +65,9 @@ from taxi_platform.watchdog import ClaimsItsRun
 MIN_SHARE_OF_LOADED = 0.5
 MIN_PICKUPS_IN_MONTH = 0.5
 MIN_SHARE_OF_PUBLISHED = 0.9
+# Below this many rows a file's share of pickups inside the month says nothing (the first rows
+# of a real month are often strays from earlier months).
+MIN_ROWS_TO_JUDGE_PICKUPS = 1000
 
 
 @dataclass
@@ -233,7 +236,7 @@ class WarehouseResource(ClaimsItsRun, ConfigurableResource):
         if loaded and loaded.rows and rows < MIN_SHARE_OF_LOADED * loaded.rows:
             raise errors.far_fewer_rows(filename, partition, rows, loaded.rows, loaded.filename,
                                         MIN_SHARE_OF_LOADED)
-        if profile.pickups_in_month < MIN_PICKUPS_IN_MONTH * rows:
+        if rows >= MIN_ROWS_TO_JUDGE_PICKUPS and profile.pickups_in_month < MIN_PICKUPS_IN_MONTH * rows:
             raise errors.pickups_outside_month(filename, partition, rows, profile.pickups_in_month,
                                                schema.pickup, MIN_PICKUPS_IN_MONTH)
 

@@ -7,7 +7,6 @@ beforehand (with the first month, since the staging views read the silver tables
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,6 @@ BIN = Path(sys.executable).parent
 MONTHS = ["2019-01", "2019-02"]
 RANGE = "tag:colour=yellow,tag:colour=green,gold/fct_trips"  # raw, lake, bronze, silver (+ checks), gold
 REFERENCE = "tag:colour=yellow,tag:colour=green,tag:layer=seeds,tag:layer=staging,gold/dim_zones"
-IN_PROCESS = json.dumps({"execution": {"config": {"in_process": {}}}})  # setup only: one process
 
 
 def _dagster(platform_env, *args: str) -> subprocess.CompletedProcess:
@@ -45,7 +43,7 @@ def _count_by_file(table: str) -> dict[str, int]:
 def test_a_partition_range_loads_two_months_from_raw_to_gold_in_one_run(platform_env, mirror):
     write_month(YELLOW, "2019-02", 1_500, mirror.root, seed=7)
     write_month(GREEN, "2019-02", 300, mirror.root, seed=8)
-    _dagster(platform_env, "--select", REFERENCE, "--partition", "2019-01", "--config-json", IN_PROCESS)
+    _dagster(platform_env, "--select", REFERENCE, "--partition", "2019-01")
 
     _dagster(platform_env, "--select", RANGE, "--partition-range", "2019-01...2019-02")
 

@@ -93,11 +93,16 @@ def test_a_failing_bronze_gate_keeps_silver_from_materializing_for_that_month_wh
     assert [(f["expectation"], f["column"], f["severity"]) for f in failed] == [
         ("expect_column_values_to_match_regex", "tpep_pickup_datetime", "critical")]
     assert len(failed[0]["unexpected_values"]) == 5
-    # bronze landed February, silver never ran for it; March went all the way
-    assert bad.asset_materializations_for_node("bronze__yellow_tripdata")
+    # the gate ran before February replaced anything: bronze refused it, silver never ran for it
+    assert not bad.asset_materializations_for_node("bronze__yellow_tripdata")
     assert not bad.asset_materializations_for_node("silver__yellow_tripdata")
-    assert table_digest("bronze.yellow_tripdata", feb.name)[0] == 800
+    assert table_digest("bronze.yellow_tripdata", feb.name)[0] == 0
+    assert table_digest("bronze.yellow_tripdata_landed", feb.name)[0] == 0  # nothing left behind
     assert table_digest("silver.yellow_tripdata", feb.name)[0] == 0
+    # and a later run of silver alone cannot load the refused file: bronze never published it
+    silver_only = materialize([a for a in ingest_assets if a.key == SILVER], partition_key="2019-02",
+                              instance=instance, resources=resources_from_env(), raise_on_error=False)
+    assert not silver_only.success and table_digest("silver.yellow_tripdata", feb.name)[0] == 0
     assert good.success
     assert _silver_partitions(instance) == {"2019-03"}
     assert table_digest("silver.yellow_tripdata", "yellow_tripdata_2019-03.csv.gz")[0] > 0

@@ -11,9 +11,9 @@ import pytest
 from dagster import AssetCheckSeverity
 
 from taxi_platform.checks.gx_context import open_context
-from taxi_platform.checks.gx_runner import check_result, validate_month
+from taxi_platform.checks.gx_runner import check_result, validate_file, validate_load
 from taxi_platform.checks.gx_suites import bronze_suite, silver_suite
-from taxi_platform.files import check_header, read_header
+from taxi_platform.errors import BadInputError
 from taxi_platform.schemas import YELLOW
 from taxi_platform.settings import Settings
 from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
@@ -32,14 +32,19 @@ def warehouse(platform_env):
 
 def _load(warehouse, month, path):
     name = YELLOW.filename(month)
-    check_header(read_header(path, file=name, partition=month), YELLOW, file=name, partition=month)
     warehouse.load_bronze(YELLOW, month, name, str(path))
     warehouse.build_silver(YELLOW, month, name)
 
 
 def _validate(warehouse, suite, month="2019-01"):
+    filename = YELLOW.filename(month)
     with warehouse.exclusive(), open_context(warehouse, Settings.from_env()) as context:
-        outcome = validate_month(context, suite, YELLOW, month, run_name="test")
+        if suite.batch == "by_load":  # the bronze gate: the month's load
+            load = warehouse.published_load(YELLOW, month)
+            outcome = validate_load(context, suite, month, filename, load.load_id if load else "none",
+                                    run_name="test")
+        else:
+            outcome = validate_file(context, suite, month, filename, run_name="test")
     return outcome, check_result(suite, [outcome])
 
 
@@ -93,16 +98,29 @@ def test_the_real_yellow_january_sample_passes_the_bronze_and_silver_suites(ware
     assert second_passes == [[], []]  # nothing failed: no examples looked for
 
 
-def test_a_renamed_column_fails_the_bronze_suite_column_contract_at_error(warehouse, tlc_dir):
-    # The bronze asset refuses such a file before loading; the suite guards the table itself.
+def test_unreadable_timestamps_fail_the_bronze_gate_at_error_and_the_file_is_not_published(warehouse, tlc_dir,
+                                                                                             tmp_path):
     _load(warehouse, "2019-01", tlc_dir / "mirror/yellow" / REAL)
-    warehouse.query("ALTER TABLE bronze.yellow_tripdata RENAME COLUMN fare_amount TO fare_amt")
-    outcome, result = _validate(warehouse, bronze_suite(YELLOW))
-    (failure,) = outcome.failures
-    assert failure.expectation == "expect_table_columns_to_match_ordered_list"
-    assert failure.severity == "critical" and result.severity == AssetCheckSeverity.ERROR and not result.passed
-    assert "fare_amt" in str(failure.observed_value) and "fare_amount" in str(failure.observed_value)
-    assert "upstream format change" in result.description and "fare_amt" in result.description
+    before = warehouse.published_load(YELLOW, "2019-01")
+    # every tenth pickup written with a UTC offset: DuckDB reads it, silently dropping the offset
+    edited = rewrite_csv(tlc_dir / "mirror/yellow" / REAL, tmp_path / REAL,
+                         _every_nth_row(10, PICKUP, lambda v: v + "+01:00"))
+    outcomes = []
+
+    def gate(load_id):
+        with warehouse.exclusive(), open_context(warehouse, Settings.from_env()) as context:
+            outcomes.append(validate_load(context, bronze_suite(YELLOW), "2019-01", REAL, load_id, run_name="t"))
+        result = check_result(bronze_suite(YELLOW), outcomes)
+        return None if result.passed else result.description
+
+    with pytest.raises(BadInputError, match="refused by the bronze gate") as refused:
+        warehouse.load_bronze(YELLOW, "2019-01", REAL, str(edited), gate=gate)
+    (failure,) = outcomes[0].failures
+    assert (failure.expectation, failure.column) == ("expect_column_values_to_match_regex", "tpep_pickup_datetime")
+    assert failure.severity == "critical" and failure.unexpected_count == 1_000
+    assert "expect_column_values_to_match_regex on tpep_pickup_datetime failed" in str(refused.value)
+    assert warehouse.published_load(YELLOW, "2019-01") == before  # the month loaded before stays
+    assert warehouse.query("SELECT count(*) FROM bronze.yellow_tripdata_landed")[0][0] == 10_000
 
 
 def test_a_null_unique_row_id_fails_the_silver_suite_at_error(warehouse, tlc_dir):

@@ -1,6 +1,6 @@
-"""The retry policy, through Dagster, against a local HTTP server: a flaky server (503s) is
-retried until the file arrives, first by the download and then by the step's RetryPolicy with
-backoff; a 404 fails the step once, at once, with no retry."""
+"""Retries, through Dagster, against a local HTTP server: a flaky server (503s) is retried by the
+download itself, the one retry layer of a download; a download that gives up, and a 404, fail the
+step once, at once, with no step retry around them."""
 
 from __future__ import annotations
 
@@ -55,7 +55,7 @@ def server(tlc_dir):
 
 def run_raw(url: str, tmp_path):
     raw_yellow = next(a for a in raw_assets if a.key.path == ["raw", "yellow_tripdata"])
-    # Two tries per step attempt, 10 ms apart: the step gives up fast and the RetryPolicy steps in.
+    # Two tries, 10 ms apart: the download gives up fast.
     source = TaxiSourceResource(base_url=url, download_dir=str(tmp_path / "raw"), max_attempts=2,
                                 backoff_seconds=0.01)
     return materialize([raw_yellow], partition_key="2019-01", resources={"source": source},
@@ -66,15 +66,25 @@ def events(result, kind: DagsterEventType):
     return [e for e in result.all_events if e.event_type == kind]
 
 
-def test_a_flaky_server_is_retried_by_the_download_then_by_the_step_until_the_file_arrives(
-        server, tmp_path):
+def test_a_flaky_server_is_retried_by_the_download_alone_until_the_file_arrives(server, tmp_path):
     handler, url = server
-    handler.failures = 3  # attempt 1: 503, 503 (gives up); the step is retried: 503, then 200
+    handler.failures = 1  # 503, then 200: the download's second try
     result = run_raw(url, tmp_path)
     assert result.success
-    assert handler.requests == 4
-    assert len(events(result, DagsterEventType.STEP_UP_FOR_RETRY)) == 1
+    assert handler.requests == 2
+    assert events(result, DagsterEventType.STEP_UP_FOR_RETRY) == []
     assert (tmp_path / "raw" / "yellow" / REAL).stat().st_size == len(handler.payload)
+
+
+def test_a_download_that_gives_up_fails_the_step_once_not_retried_again_around_it(server, tmp_path):
+    handler, url = server
+    handler.failures = 3  # two tries, both 503: the download gives up
+    result = run_raw(url, tmp_path)
+    assert not result.success
+    assert handler.requests == 2  # not 2 x the step's 4 attempts
+    assert events(result, DagsterEventType.STEP_UP_FOR_RETRY) == []
+    (failure,) = events(result, DagsterEventType.STEP_FAILURE)
+    assert "giving up after 2 attempts: HTTP 503" in failure.event_specific_data.error.message
 
 
 def test_a_404_fails_the_step_once_at_once_without_any_retry(server, tmp_path):
