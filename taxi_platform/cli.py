@@ -19,17 +19,27 @@ from taxi_platform.schemas import COLOURS
 
 def _sample_source(args: argparse.Namespace) -> int:
     from taxi_platform.sample_source import write_sample_source
+    from taxi_platform.schemas import CSV_GZ, PARQUET
 
     months = parse_month_range(args.months)
     colours = [c.strip() for c in args.colours.split(",")]
     unknown = set(colours) - set(COLOURS)
     if unknown:
         sys.exit(f"unknown colour(s) {sorted(unknown)}; use {','.join(COLOURS)}")
+    if args.green_share < 0:
+        sys.exit(f"--green-share {args.green_share} must not be negative")
+    fmt = PARQUET if args.format == "parquet" else CSV_GZ
+    out = Path(args.out)
     started = time.monotonic()
-    for path in write_sample_source(Path(args.out), months, args.rows, colours, seed=args.seed):
+    for path in write_sample_source(out, months, args.rows, colours, seed=args.seed,
+                                    green_share=args.green_share, fmt=fmt):
         print(f"wrote {path} ({path.stat().st_size:,} bytes)")
-    print(f"{len(months) * len(colours)} files of {args.rows:,} rows in {time.monotonic() - started:.1f}s; "
-          f"use it with TAXI_SOURCE_URL={Path(args.out).absolute()}")
+    rows = {c: max(1, round(args.rows * args.green_share)) if c == "green" else args.rows for c in colours}
+    per_colour = ", ".join(f"{c} {n:,}" for c, n in rows.items())
+    use = (f"TAXI_SOURCE=tlc TAXI_TLC_URL={out.absolute()}" if fmt == PARQUET
+           else f"TAXI_SOURCE_URL={out.absolute()}")
+    print(f"{len(months) * len(colours)} {args.format} files (rows a month: {per_colour}) in "
+          f"{time.monotonic() - started:.1f}s; use it with {use}")
     return 0
 
 
@@ -101,12 +111,19 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sample = sub.add_parser("sample-source", help="write deterministic synthetic months, laid out like the mirror")
+    sample = sub.add_parser("sample-source", help="write deterministic synthetic months, laid out like the CSV "
+                                                  "mirror (--format csv) or the TLC (--format parquet)")
     sample.add_argument("--months", required=True, help="YYYY-MM or YYYY-MM..YYYY-MM")
     sample.add_argument("--rows", type=int, default=50_000, help="rows per file (default 50000)")
-    sample.add_argument("--out", required=True, help="folder to write <colour>/<file> into")
+    sample.add_argument("--out", required=True,
+                        help="folder to write into: <colour>/<file>.csv.gz (csv) or <file>.parquet (parquet, flat)")
     sample.add_argument("--colours", default=",".join(COLOURS), help="default: yellow,green")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--format", choices=("csv", "parquet"), default="csv",
+                        help="csv: the mirror's layout (TAXI_SOURCE_URL); parquet: the TLC's (TAXI_SOURCE=tlc "
+                             "TAXI_TLC_URL). Default csv")
+    sample.add_argument("--green-share", type=float, default=1.0,
+                        help="green rows per file as a share of --rows (default 1.0)")
     sample.set_defaults(func=_sample_source)
 
     demo = sub.add_parser("demo", help="materialize every asset for a few months, offline")

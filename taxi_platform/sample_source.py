@@ -1,8 +1,17 @@
 """Deterministic synthetic months in each colour's exact published layout.
 
 Written by DuckDB straight from SQL (no Python loop over rows), so a 7-million-row month
-takes seconds. Each file has the real header and column order, CRLF line endings, empty
-fields where the real files have them, and the real files' quirks in small doses:
+takes seconds. Two layouts, the same trips:
+
+- the CSV mirror's (:func:`write_month`): ``<out>/<colour>/<colour>_tripdata_YYYY-MM.csv.gz``,
+  the real header and column order, CRLF line endings, every field as text, empty fields where
+  the real files have them;
+- the TLC's own Parquet (:func:`write_month_parquet`): ``<out>/<colour>_tripdata_YYYY-MM.parquet``
+  (flat, like https://d37ci6vzurychx.cloudfront.net/trip-data/), the TLC's column names and
+  physical types, which drift between months (see :func:`tlc_arrow_schema`), empty fields as
+  nulls, plus the columns the CSV never has (``airport_fee``, ``cbd_congestion_fee``).
+
+Both carry the real files' quirks in small doses:
 
 - exact duplicate rows (the same trip twice: silver collapses them);
 - pickups from earlier months (stray rows silver keeps, in their own pickup month);
@@ -10,8 +19,9 @@ fields where the real files have them, and the real files' quirks in small doses
 - rows with empty VendorID, passenger_count, RatecodeID and payment_type;
 - distances written like the mirror (``.86``, ``.00``), amounts like ``7``, ``4.5``.
 
-Randomness is DuckDB's hash of the row number: with the pinned DuckDB, the same arguments
-give the same bytes on every machine.
+Randomness is DuckDB's hash of the row number, salted by the colour (each colour has its own
+trips; yellow's stream is the unsalted one): with the pinned DuckDB, the same arguments give
+the same bytes on every machine.
 """
 
 from __future__ import annotations
@@ -25,18 +35,32 @@ from pathlib import Path
 import duckdb
 
 from taxi_platform.partitions import month_bounds
-from taxi_platform.schemas import SCHEMAS, TripSchema
+from taxi_platform.schemas import CSV_GZ, FORMATS, PARQUET, SCHEMAS, TripSchema
 
 # Shares of rows with each quirk, in parts per 10,000.
 DUPLICATE_PER_10K = 5
 STRAY_PER_10K = 10
 VOIDED_PER_10K = 10
 EMPTY_FIELDS_PER_10K = 50
+# Shares of trips charged the optional fees of the TLC's files, in parts per 10,000.
+AIRPORT_FEE_PER_10K = 400  # 1.75 at a LaGuardia or JFK pick-up (yellow)
+CBD_FEE_PER_10K = 3000  # 0.75 into the Manhattan congestion relief zone (from 2025-01)
+
+# Each colour its own random stream: a salt mixed into every hash (0: unsalted, so yellow's
+# trips are those the generator always wrote).
+COLOUR_SALT = {"yellow": 0, "green": 1}
+
+# Rows per Arrow batch read from DuckDB, and so per Parquet row group: a month is streamed,
+# never whole in memory.
+PARQUET_BATCH_ROWS = 500_000
 
 
-def _lcg(expr: str, salt: int) -> str:
+def _lcg(expr: str, salt: int, stream: int = 0) -> str:
     """A pseudo-random non-negative integer from an integer SQL expression and a salt
-    (DuckDB's hash: stable for the pinned DuckDB version on every machine)."""
+    (DuckDB's hash: stable for the pinned DuckDB version on every machine); ``stream`` (a
+    colour's salt) selects an independent stream, 0 the original one."""
+    if stream:
+        return f"hash(({expr}) * 64 + {salt}, {int(stream)})"
     return f"hash(({expr}) * 64 + {salt})"
 
 
@@ -45,23 +69,34 @@ def _num(expr: str) -> str:
     return f"CAST(({expr}) AS DECIMAL(9, 2))::VARCHAR"
 
 
+def _amount(expr: str) -> str:
+    """The same amount as :func:`_num`'s text, as a double (7.50 -> 7.5; never -0.0)."""
+    return f"CAST(CAST(({expr}) AS DECIMAL(9, 2)) AS DOUBLE)"
+
+
 def _distance(expr: str) -> str:
     """A distance written like the mirror: two decimals, no leading zero below one (.86, .00)."""
     text = f"CAST(({expr}) AS DECIMAL(9, 2))::VARCHAR"
     return f"CASE WHEN ({expr}) < 1 THEN substr({text}, 2) ELSE {text} END"
 
 
-def month_sql(schema: TripSchema, month: str, rows: int, seed: int = 0) -> str:
+def _month_values(schema: TripSchema, month: str, rows: int, seed: int = 0
+                  ) -> tuple[dict[str, str], dict[str, str], str]:
+    """The month's trips as SQL: each column's text (the CSV's) and typed value (the TLC's), by
+    generic name (``pickup``, ``dropoff``, then the header's names and the optional columns'
+    sql names), both derived from the same random expressions, and the FROM clause they read."""
     start, end = month_bounds(month)
     seconds = int((end - start).total_seconds())
     epoch = int(start.replace(tzinfo=dt.UTC).timestamp())
+    stream = COLOUR_SALT.get(schema.colour, 0)
     base = f"(i + {seed * 7919})"
     # j: the row whose content this row carries (a duplicate copies its predecessor).
-    dup = f"({_lcg(base, 1)} % 10000 < {DUPLICATE_PER_10K} AND i > 0)"
+    dup = f"({_lcg(base, 1, stream)} % 10000 < {DUPLICATE_PER_10K} AND i > 0)"
     j = f"(CASE WHEN {dup} THEN i - 1 ELSE i END + {seed * 7919})"
-    r = {k: _lcg(j, salt) for k, salt in
-         dict(pu=3, dur=5, pax=7, dist=11, loc1=13, loc2=17, pay=19, tip=23, flag=29,
-              stray=31, void=37, empty=41, vendor=43, trip_type=47, extra=53).items()}
+    salts = {"pu": 3, "dur": 5, "pax": 7, "dist": 11, "loc1": 13, "loc2": 17, "pay": 19, "tip": 23,
+             "flag": 29, "stray": 31, "void": 37, "empty": 41, "vendor": 43, "trip_type": 47,
+             "extra": 53, "airport": 59, "cbd": 61}
+    r = {k: _lcg(j, salt, stream) for k, salt in salts.items()}
     stray = f"({r['stray']} % 10000 < {STRAY_PER_10K})"
     sign = f"(CASE WHEN {r['void']} % 10000 < {VOIDED_PER_10K} THEN -1 ELSE 1 END)"
     empty = f"({r['empty']} % 10000 < {EMPTY_FIELDS_PER_10K})"
@@ -72,10 +107,32 @@ def month_sql(schema: TripSchema, month: str, rows: int, seed: int = 0) -> str:
     tip = f"(CASE WHEN {r['pay']} % 3 = 0 THEN 0 ELSE ({r['tip']} % 500) / 100.0 END)"
     late_2019 = month >= "2019-02"
     congestion = "2.5" if late_2019 else None
-    vals = {
+    # Integers as numbers (NULL where the CSV's field is empty).
+    ints = {
+        "VendorID": f"CASE WHEN {empty} THEN NULL ELSE 1 + {r['vendor']} % 2 END",
+        "passenger_count": f"CASE WHEN {empty} THEN NULL ELSE 1 + {r['pax']} % 6 END",
+        "RatecodeID": f"CASE WHEN {empty} THEN NULL ELSE 1 END",
+        "PULocationID": f"1 + {r['loc1']} % 265",
+        "DOLocationID": f"1 + {r['loc2']} % 265",
+        "payment_type": f"CASE WHEN {empty} THEN NULL ELSE 1 + {r['pay']} % 2 END",
+        "trip_type": f"CASE WHEN {empty} THEN NULL ELSE 1 + {r['trip_type']} % 2 END",
+    }
+    # Amounts before rounding to cents (None: an empty field).
+    amounts = {
+        "fare_amount": f"{sign} * {fare}",
+        "extra": f"{sign} * ({r['extra']} % 3) * 0.5",
+        "mta_tax": f"{sign} * 0.5",
+        "tip_amount": f"{sign} * {tip}",
+        "improvement_surcharge": f"{sign} * 0.3",
+        "total_amount": (f"{sign} * ({fare} + ({r['extra']} % 3) * 0.5 + 0.8 + {tip}"
+                         + (" + 2.5" if late_2019 else "") + ")"),
+    }
+    pickup = "make_timestamp(CAST(p.pickup_epoch AS BIGINT) * 1000000)"
+    dropoff = f"make_timestamp(CAST(p.pickup_epoch + 60 + {r['dur']} % 3600 AS BIGINT) * 1000000)"
+    text = {
         "VendorID": f"CASE WHEN {empty} THEN NULL ELSE (1 + {r['vendor']} % 2)::VARCHAR END",
-        "pickup": "make_timestamp(CAST(p.pickup_epoch AS BIGINT) * 1000000)::VARCHAR",
-        "dropoff": f"make_timestamp(CAST(p.pickup_epoch + 60 + {r['dur']} % 3600 AS BIGINT) * 1000000)::VARCHAR",
+        "pickup": f"{pickup}::VARCHAR",
+        "dropoff": f"{dropoff}::VARCHAR",
         "passenger_count": f"CASE WHEN {empty} THEN NULL ELSE (1 + {r['pax']} % 6)::VARCHAR END",
         "trip_distance": _distance(distance),
         "RatecodeID": f"CASE WHEN {empty} THEN NULL ELSE '1' END",
@@ -83,25 +140,47 @@ def month_sql(schema: TripSchema, month: str, rows: int, seed: int = 0) -> str:
         "PULocationID": f"(1 + {r['loc1']} % 265)::VARCHAR",
         "DOLocationID": f"(1 + {r['loc2']} % 265)::VARCHAR",
         "payment_type": f"CASE WHEN {empty} THEN NULL ELSE (1 + {r['pay']} % 2)::VARCHAR END",
-        "fare_amount": _num(f"{sign} * {fare}"),
-        "extra": _num(f"{sign} * ({r['extra']} % 3) * 0.5"),
-        "mta_tax": _num(f"{sign} * 0.5"),
-        "tip_amount": _num(f"{sign} * {tip}"),
         "tolls_amount": "'0'",
         "ehail_fee": "NULL",
-        "improvement_surcharge": _num(f"{sign} * 0.3"),
-        "total_amount": _num(f"{sign} * ({fare} + ({r['extra']} % 3) * 0.5 + 0.8 + {tip}"
-                             + (" + 2.5" if late_2019 else "") + ")"),
         "trip_type": f"CASE WHEN {empty} THEN NULL ELSE (1 + {r['trip_type']} % 2)::VARCHAR END",
         "congestion_surcharge": f"'{congestion}'" if congestion else "NULL",
+        **{name: _num(expr) for name, expr in amounts.items()},
     }
-    select = []
-    for name in schema.header:
-        generic = ("pickup" if name.endswith("pickup_datetime")
-                   else "dropoff" if name.endswith("dropoff_datetime") else name)
-        select.append(f'{vals[generic]} AS "{name}"')
-    return (f"SELECT {', '.join(select)} FROM "
-            f"(SELECT i, {pickup_epoch} AS pickup_epoch FROM range({rows}) t(i)) p")
+    typed = {
+        **ints,
+        "pickup": pickup,
+        "dropoff": dropoff,
+        "trip_distance": _amount(distance),
+        "store_and_fwd_flag": text["store_and_fwd_flag"],
+        "tolls_amount": "0.0",
+        "ehail_fee": "NULL",
+        "congestion_surcharge": f"{congestion}" if congestion else "NULL",
+        **{name: _amount(expr) for name, expr in amounts.items()},
+        # The TLC's files only. Not in total_amount, which stays the CSV's (the same trips).
+        "airport_fee": (f"CASE WHEN {empty} THEN NULL WHEN {r['airport']} % 10000 < {AIRPORT_FEE_PER_10K} "
+                        f"THEN {_amount(f'{sign} * 1.75')} ELSE 0.0 END"),
+        "cbd_congestion_fee": (f"CASE WHEN {r['cbd']} % 10000 < {CBD_FEE_PER_10K} "
+                               f"THEN {_amount(f'{sign} * 0.75')} ELSE 0.0 END"),
+    }
+    source = f"(SELECT i, {pickup_epoch} AS pickup_epoch FROM range({rows}) t(i)) p"
+    return text, typed, source
+
+
+def _generic(name: str) -> str:
+    """The generic name of a file's column: ``pickup``, ``dropoff``, ``airport_fee`` or itself."""
+    if name.endswith("pickup_datetime"):
+        return "pickup"
+    if name.endswith("dropoff_datetime"):
+        return "dropoff"
+    return "airport_fee" if name.lower() == "airport_fee" else name
+
+
+def month_sql(schema: TripSchema, month: str, rows: int, seed: int = 0) -> str:
+    """The SELECT of the month's rows as the CSV mirror publishes them: the header's columns,
+    every field as text (NULL: an empty field)."""
+    text, _, source = _month_values(schema, month, rows, seed)
+    select = [f'{text[_generic(name)]} AS "{name}"' for name in schema.header]
+    return f"SELECT {', '.join(select)} FROM {source}"
 
 
 def write_month(schema: TripSchema, month: str, rows: int, out_dir: Path, seed: int = 0,
@@ -142,8 +221,123 @@ def _gzip(plain: Path, target: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+# The TLC's Parquet columns, in file order, before the optional fees (see tlc_arrow_schema).
+TLC_COLUMNS = {
+    "yellow": ("VendorID", "tpep_pickup_datetime", "tpep_dropoff_datetime", "passenger_count",
+               "trip_distance", "RatecodeID", "store_and_fwd_flag", "PULocationID", "DOLocationID",
+               "payment_type", "fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount",
+               "improvement_surcharge", "total_amount", "congestion_surcharge"),
+    "green": ("VendorID", "lpep_pickup_datetime", "lpep_dropoff_datetime", "store_and_fwd_flag",
+              "RatecodeID", "PULocationID", "DOLocationID", "passenger_count", "trip_distance",
+              "fare_amount", "extra", "mta_tax", "tip_amount", "tolls_amount", "ehail_fee",
+              "improvement_surcharge", "total_amount", "payment_type", "trip_type",
+              "congestion_surcharge"),
+}
+# Months from which the TLC's layout changed.
+TLC_NARROW_TYPES_FROM = "2023-01"  # ids int32 (were int64); passenger_count, RatecodeID int64 (were double)
+TLC_AIRPORT_FEE_CAPITALIZED_FROM = "2023-12"  # Airport_fee (was airport_fee)
+TLC_CBD_FEE_FROM = "2025-01"  # cbd_congestion_fee appears
+
+
+def tlc_arrow_schema(schema: TripSchema, month: str):
+    """The Arrow schema of the colour's TLC Parquet file for the month: its column names, order
+    and physical types as the TLC publishes them (they drift between months)."""
+    import pyarrow as pa
+
+    names = list(TLC_COLUMNS[schema.colour])
+    if schema.colour == "yellow":
+        names.append("Airport_fee" if month >= TLC_AIRPORT_FEE_CAPITALIZED_FROM else "airport_fee")
+    if month >= TLC_CBD_FEE_FROM:
+        names.append("cbd_congestion_fee")
+    narrow = month >= TLC_NARROW_TYPES_FROM
+
+    def arrow_type(name: str):
+        if name.endswith("_datetime"):
+            return pa.timestamp("us")
+        if name in ("VendorID", "PULocationID", "DOLocationID"):
+            return pa.int32() if narrow else pa.int64()
+        if name in ("passenger_count", "RatecodeID"):
+            return pa.int64() if narrow else pa.float64()
+        if name == "payment_type":
+            return pa.int64() if schema.colour == "yellow" else pa.float64()
+        if name == "store_and_fwd_flag":
+            return pa.string()
+        if name == "ehail_fee":
+            return pa.null()
+        return pa.float64()  # trip_type, trip_distance and every amount
+
+    return pa.schema([pa.field(name, arrow_type(name)) for name in names])
+
+
+def parquet_sql(schema: TripSchema, month: str, rows: int, seed: int = 0) -> str:
+    """The SELECT of the month's rows as the TLC publishes them (the trips of :func:`month_sql`):
+    the TLC's column names, in order, each a typed value near its physical type (the exact type
+    is cast per batch, see :func:`tlc_arrow_schema`)."""
+    import pyarrow as pa
+
+    _, typed, source = _month_values(schema, month, rows, seed)
+    select = []
+    for field in tlc_arrow_schema(schema, month):
+        value = typed[_generic(field.name)]
+        if pa.types.is_timestamp(field.type):
+            sql_type = "TIMESTAMP"
+        elif pa.types.is_integer(field.type):
+            sql_type = "INTEGER" if field.type.bit_width == 32 else "BIGINT"
+        elif pa.types.is_floating(field.type):
+            sql_type = "DOUBLE"
+        elif pa.types.is_string(field.type):
+            sql_type = "VARCHAR"
+        else:
+            sql_type = None  # NULL-typed: left as DuckDB's NULL
+        select.append(f'{value if sql_type is None else f"CAST({value} AS {sql_type})"} AS "{field.name}"')
+    return f"SELECT {', '.join(select)} FROM {source}"
+
+
+def write_month_parquet(schema: TripSchema, month: str, rows: int, out_dir: Path, seed: int = 0,
+                        threads: int | None = None, *, batch_rows: int = PARQUET_BATCH_ROWS) -> Path:
+    """Write ``<out_dir>/<colour>_tripdata_<month>.parquet`` (flat, like the TLC's URLs) and
+    return its path: the trips :func:`write_month` writes for the same arguments, in the TLC's
+    column names and types for the month. Streamed: DuckDB's Arrow batches of ``batch_rows``
+    rows, each cast to the TLC's types and written as a row group; written beside the target
+    and renamed into place when complete."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target = Path(out_dir) / schema.filename(month, PARQUET)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.part")
+    arrow_schema = tlc_arrow_schema(schema, month)
+    conn = duckdb.connect()  # in memory
+    if threads:
+        conn.execute(f"SET threads = {int(threads)}")
+    try:
+        reader = conn.sql(parquet_sql(schema, month, rows, seed)).to_arrow_reader(batch_rows)
+        with pq.ParquetWriter(tmp, arrow_schema) as writer:
+            for batch in reader:
+                columns = [pa.nulls(batch.num_rows, field.type) if pa.types.is_null(field.type)
+                           else batch.column(field.name).cast(field.type)
+                           for field in arrow_schema]
+                writer.write_batch(pa.RecordBatch.from_arrays(columns, schema=arrow_schema),
+                                   row_group_size=batch_rows)
+        tmp.replace(target)
+    finally:
+        conn.close()
+        tmp.unlink(missing_ok=True)
+    return target
+
+
 def write_sample_source(out_dir: Path, months: list[str], rows: int, colours=("yellow", "green"),
-                        seed: int = 0) -> list[Path]:
-    """A local mirror: ``<out_dir>/<colour>/<colour>_tripdata_YYYY-MM.csv.gz`` for each month."""
-    return [write_month(SCHEMAS[c], m, rows, out_dir, seed=seed + i)
+                        seed: int = 0, green_share: float = 1.0, fmt: str = CSV_GZ) -> list[Path]:
+    """A local source for each colour and month: the CSV mirror's layout
+    (``<out_dir>/<colour>/<colour>_tripdata_YYYY-MM.csv.gz``, ``fmt=".csv.gz"``) or the TLC's
+    (``<out_dir>/<colour>_tripdata_YYYY-MM.parquet``, flat, ``fmt=".parquet"``). Yellow files
+    have ``rows`` rows, green ones ``max(1, round(rows * green_share))``; each colour its own
+    trips."""
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt={fmt!r}: use one of {', '.join(FORMATS)}")
+    if green_share < 0:
+        raise ValueError(f"green_share={green_share!r} must not be negative")
+    write = write_month_parquet if fmt == PARQUET else write_month
+    return [write(SCHEMAS[c], m, max(1, round(rows * green_share)) if c == "green" else rows,
+                  out_dir, seed=seed + i)
             for c in colours for i, m in enumerate(months)]

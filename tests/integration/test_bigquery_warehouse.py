@@ -71,7 +71,7 @@ def test_the_real_month_runs_through_dagster_on_bigquery_with_duckdbs_rows_and_i
 @pytest.mark.slow
 def test_edge_values_are_typed_keyed_and_quarantined_as_on_duckdb(bigquery_env, tmp_path):
     line = "2,2019-01-05 06:36:51,2019-01-05 06:50:42,1,3.72,1,N,68,236,1,14.0,0.0,0.5,1.0,0.0,0.3,15.8,"
-    base = dict(zip(YELLOW.sql_names, line.split(","), strict=True))
+    base = dict(zip(YELLOW.required, line.split(","), strict=True))
     edits = [{}, {"vendorid": "1.0"}, {"vendorid": " 2 "}, {"vendorid": ""}, {"fare_amount": "-0.004"},
              {"fare_amount": "0.125"}, {"fare_amount": "-0.125"}, {"fare_amount": "0.12499"},
              {"trip_distance": ".5"}, {"trip_distance": "-14.0"},

@@ -14,6 +14,7 @@ import psycopg2
 import pytest
 
 from taxi_platform.errors import BadInputError
+from taxi_platform.files import CSV, FileContract
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import GREEN, YELLOW
 from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
@@ -113,7 +114,7 @@ UNTYPABLE_EDITS = [  # quarantined with line and reason
 
 
 def _edge_rows(edits=TYPABLE_EDITS + UNTYPABLE_EDITS) -> list[dict[str, str]]:
-    base = dict(zip(YELLOW.sql_names, EDGE_LINE.split(","), strict=True))
+    base = dict(zip(YELLOW.required, EDGE_LINE.split(","), strict=True))
     return [{**base, **edit} for edit in edits]
 
 
@@ -226,10 +227,14 @@ def _copy_backend(admin) -> int | None:
     return row[0] if row else None
 
 
-def test_a_connection_dropped_mid_copy_rolls_back_and_a_re_run_is_clean(pg, tlc_dir, tmp_path):
+def test_a_connection_dropped_mid_copy_rolls_back_and_a_re_run_is_clean(pg, tlc_dir, tmp_path, monkeypatch):
     path = tlc_dir / REAL_YELLOW
     load_month(pg, YELLOW, "2019-01", path)
     clean = (bronze_rows(pg, YELLOW), silver_rows(pg, YELLOW))
+    # A pipe can be read once: the COPY reads it, so the contract (checked on a real file before
+    # it is landed) is given here.
+    contract = FileContract(CSV, tuple(zip(YELLOW.header, YELLOW.required, strict=True)), [])
+    monkeypatch.setattr(FileContract, "of", classmethod(lambda cls, *args, **kwargs: contract))
 
     # The file arrives through a pipe we control: half of it, then the server connection of
     # the COPY is terminated from another connection while the COPY waits for the rest.
@@ -299,7 +304,9 @@ def test_two_writers_of_the_same_month_take_turns_instead_of_corrupting_it(pg, t
 
     try:
         with holder.cursor() as cur:
-            cur.execute("SELECT pg_advisory_xact_lock(hashtext('bronze.yellow_tripdata'), hashtext(%s))", [JAN])
+            # the lock a bronze writer holds for the whole load of a month (land, gate, publish)
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext('bronze.yellow_tripdata load'), hashtext(%s))",
+                        ["2019-01"])
         writers = [threading.Thread(target=write, args=(c,)) for c in copies]
         for w in writers:
             w.start()

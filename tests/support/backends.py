@@ -60,5 +60,5 @@ def write_csv(path: Path, schema: TripSchema, rows: list[dict[str, str]], gz: bo
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(schema.header)
         for row in rows:
-            writer.writerow([row.get(c, "") for c in schema.sql_names])
+            writer.writerow([row.get(c, "") for c in schema.required])
     return path

@@ -52,7 +52,7 @@ def test_the_bigquery_id_sql_gives_the_contract_ids_on_the_real_month(tlc_dir):
 
 def test_the_bigquery_sql_types_rounds_and_quarantines_edge_values_like_duckdb(tmp_path):
     line = "2,2019-01-05 06:36:51,2019-01-05 06:50:42,1,3.72,1,N,68,236,1,14.0,0.0,0.5,1.0,0.0,0.3,15.8,"
-    base = dict(zip(YELLOW.sql_names, line.split(","), strict=True))
+    base = dict(zip(YELLOW.required, line.split(","), strict=True))
     edits = [{}, {"vendorid": "1.0"}, {"vendorid": " 2 "}, {"vendorid": ""}, {"fare_amount": "-0.004"},
              {"fare_amount": "0.125"}, {"fare_amount": "-0.125"}, {"fare_amount": "0.12499"},
              {"trip_distance": ".5"}, {"trip_distance": "-14.0"}, {"tpep_pickup_datetime": "2019-01-02 03:04:05.7"},

@@ -39,7 +39,7 @@ def test_the_ids_of_real_rows_are_pinned(tlc_dir):
 def _duckdb_id(tmp_path, fields: dict[str, str]) -> str:
     """Load one yellow row through bronze and silver on DuckDB and return its id."""
     header = ",".join(YELLOW.header)
-    row = ",".join(fields.get(c, "") for c in YELLOW.sql_names)
+    row = ",".join(fields.get(c, "") for c in YELLOW.required)
     path = tmp_path / "one.csv"
     path.write_text(header + "\r\n" + row + "\r\n")
     warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
