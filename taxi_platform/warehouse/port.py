@@ -205,7 +205,7 @@ class WarehouseResource(ClaimsItsRun, ConfigurableResource):
             load_id = uuid.uuid4().hex
             try:
                 self._land(schema, filename, path, contract, load_id, partition)
-                profile = self._profile(schema, partition, load_id)
+                profile = self._profile(schema, partition, filename, load_id)
                 self._judge(schema, partition, filename, profile, max_quarantine_fraction, deliberate,
                             published_rows)
                 refused = gate(load_id) if gate else None
@@ -214,7 +214,7 @@ class WarehouseResource(ClaimsItsRun, ConfigurableResource):
                 before = self.published_load(schema, partition)
                 self._publish(schema, partition, filename, load_id, profile.rows)
             except BaseException:
-                self._discard_load(schema, load_id)
+                self._discard_load(schema, filename, load_id)
                 raise
         replaced = [before.filename] if before else []
         return BronzeResult(filename, profile.rows, contract.unknown, replaced)
@@ -272,14 +272,14 @@ class WarehouseResource(ClaimsItsRun, ConfigurableResource):
         """Every row of the file into the landed table under ``load_id`` (committed)."""
         raise NotImplementedError
 
-    def _profile(self, schema: TripSchema, partition: str, load_id: str) -> IncomingProfile:
+    def _profile(self, schema: TripSchema, partition: str, filename: str, load_id: str) -> IncomingProfile:
         raise NotImplementedError
 
     def _publish(self, schema: TripSchema, partition: str, filename: str, load_id: str, rows: int) -> None:
         """One transaction: ``load_id`` becomes the month's load, the month's earlier loads go."""
         raise NotImplementedError
 
-    def _discard_load(self, schema: TripSchema, load_id: str) -> None:
+    def _discard_load(self, schema: TripSchema, filename: str, load_id: str) -> None:
         raise NotImplementedError
 
     def _discard_unpublished(self, schema: TripSchema, partition: str) -> None:

@@ -1,7 +1,7 @@
 """Raw to marts on the local BigQuery emulator: one Dagster run of January 2019 through every
-asset (ingest with TAXI_WAREHOUSE=bigquery TAXI_LAKE=gcs, then the dbt seeds, staging views,
-gold/fct_trips and the mart on dbt's ``bigquery`` target, dbt tests as checks) holds in gold and
-the mart what the same run gives on DuckDB.
+asset and check (ingest with TAXI_WAREHOUSE=bigquery TAXI_LAKE=gcs, the GX suites validated in
+BigQuery, then the dbt seeds, staging views, gold/fct_trips and the mart on dbt's ``bigquery``
+target, dbt tests as checks) holds in gold and the mart what the same run gives on DuckDB.
 
 profiles.yml points the bigquery target at TAXI_BIGQUERY_API_ENDPOINT when it is set
 (dbt-bigquery's ``api_endpoint``), with a placeholder oauth token the emulator does not check."""
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.integration.test_backends_marts import raw_to_marts
+from tests.support.marts import raw_to_marts
 from tests.support import bigquery as bigquery_support
 
 bigquery_emulator, bigquery_env = bigquery_support.bigquery_emulator, bigquery_support.bigquery_env  # fixtures
@@ -18,10 +18,9 @@ bigquery_emulator, bigquery_env = bigquery_support.bigquery_emulator, bigquery_s
 
 @pytest.mark.slow
 def test_raw_to_marts_through_dagster_on_bigquery_equals_duckdb(platform_env, bigquery_env, monkeypatch):
-    # The GX checks do not know BigQuery yet (taxi_platform/checks/gx_context.py): dbt's tests only.
-    bq, bq_trips, bq_mart = raw_to_marts(monkeypatch, {"TAXI_WAREHOUSE": "bigquery"}, checks=())
-    duck, duck_trips, duck_mart = raw_to_marts(monkeypatch, {"TAXI_WAREHOUSE": "duckdb", "TAXI_LAKE": "local"},
-                                               checks=())
+    # Every check, as on the other warehouses: dbt's tests and the GX suites, validated in BigQuery.
+    bq, bq_trips, bq_mart = raw_to_marts(monkeypatch, {"TAXI_WAREHOUSE": "bigquery"})
+    duck, duck_trips, duck_mart = raw_to_marts(monkeypatch, {"TAXI_WAREHOUSE": "duckdb", "TAXI_LAKE": "local"})
     assert (bq.name, duck.name) == ("bigquery", "duckdb")
     assert len(bq_trips) == 10_000 + 8  # the real yellow month and the real green head
     assert bq_trips == duck_trips

@@ -5,14 +5,23 @@ the datasets ``<GCP_DATASET>_bronze`` and ``<GCP_DATASET>_silver``; SQL handed t
 say ``bronze.<table>`` / ``silver.<table>`` as on the other backends), ``GCP_BUCKET_NAME`` (the
 lake the load jobs read), credentials from ``GOOGLE_APPLICATION_CREDENTIALS``.
 
-- bronze: a load job from the month's GCS object (``gs://<bucket>/<colour>/<file>``; from the
-  local file when no bucket is configured) into a staging table, every column STRING; then
-  one multi-statement transaction replaces the file's rows in ``bronze.<table>``.
+The port's steps (taxi_platform/warehouse/port.py) in BigQuery's own terms:
+
+- landing: a load job from the month's GCS object (``gs://<bucket>/<colour>/<file>``; from the
+  local file when no bucket is configured) into a staging table: a CSV every column STRING
+  (or, with ``TAXI_BIGQUERY_BRONZE_VIA=external``, an external table over the object, as the old
+  08_gcp_taxi flow did), a Parquet file with the types its schema declares (a NULL-typed column,
+  such as green's ``ehail_fee``, as STRING: a load job cannot make a column of no type); then the
+  rows go into ``bronze.<table>_landed`` as text under their load id, clustered by
+  (``filename``, ``load_id``). ``bronze.<table>`` is the view of the published loads.
 - silver: ``SAFE_CAST`` typing with quarantine, ``unique_row_id = TO_HEX(MD5(...))`` under the
   shared contract (amounts through NUMERIC, rounded half away from zero as DuckDB's
   DECIMAL(38, 4) then to two decimals, written with exactly two; datetimes by FORMAT_DATETIME),
-  the month replaced in one transaction; the table is partitioned by ``DATE(pickup)`` and
-  clustered by ``filename``.
+  the month replaced in one multi-statement transaction; the table is partitioned by
+  ``DATE(pickup)`` and clustered by ``filename``.
+- cost: every query of a month filters on the clustering columns (``filename``, ``load_id``) or
+  the partition column (``DATE(pickup)``), so it reads the month's blocks, not the table; the
+  bytes each step's queries processed are in its metadata (``bytes_processed``).
 
 Known differences from DuckDB/PostgreSQL, both because a BigQuery load job keeps no row order:
 rows with the same id in one file collapse to a deterministic one (the smallest row as JSON
@@ -29,171 +38,30 @@ tables carry a per-run tag (bqemulator keeps temp tables past the script; ``silv
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
-import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 from dagster import get_dagster_logger
 from pydantic import Field
 
-from taxi_platform.errors import BadInputError
+from taxi_platform import errors, files
+from taxi_platform.files import FileContract
 from taxi_platform.partitions import month_bounds
-from taxi_platform.schemas import DOUBLE, INTEGER, TEXT, TIMESTAMP, TripSchema
+from taxi_platform.schemas import TripSchema
 from taxi_platform.settings import setting
-from taxi_platform.warehouse import BronzeResult, SilverResult, WarehouseResource
-
-_BQ_TYPES = {INTEGER: "INT64", TIMESTAMP: "DATETIME", DOUBLE: "FLOAT64", TEXT: "STRING"}
-_REASON_TYPES = {INTEGER: "INTEGER", TIMESTAMP: "TIMESTAMP", DOUBLE: "DOUBLE", TEXT: "VARCHAR"}
-_KEY_AMOUNTS = ("fare_amount", "trip_distance")
-_LAYERS = ("bronze", "silver", "staging", "seeds", "gold", "marts")  # dbt: macros/generate_schema_name.sql
-_LAYER_NAME = re.compile(rf"(?<![\w.`])({'|'.join(_LAYERS)})\.(\w+)")
-
-
-# -- SQL builders (BigQuery GoogleSQL; pure functions, tested without a server) ---------------
-def typed_sql(column: str, kind: str) -> str:
-    """The landed STRING ``column`` as its silver type, NULL when it cannot be read (the
-    values DuckDB's TRY_CAST reads: whole numbers only for integers, 32-bit range)."""
-    if kind == TEXT:
-        return column
-    f64 = f"SAFE_CAST(TRIM({column}) AS FLOAT64)"
-    if kind == INTEGER:
-        return (f"IF({f64} = FLOOR({f64}) AND {f64} BETWEEN -2147483648 AND 2147483647, "
-                f"CAST({f64} AS INT64), NULL)")
-    if kind == DOUBLE:
-        return f64
-    if kind == TIMESTAMP:
-        return f"SAFE_CAST(TRIM({column}) AS DATETIME)"
-    raise ValueError(kind)
-
-
-def decimal_sql(column: str) -> str:
-    """The landed text as NUMERIC rounded to four decimals (DuckDB's DECIMAL(38, 4))."""
-    return f"ROUND(SAFE_CAST(TRIM({column}) AS NUMERIC), 4)"
-
-
-def untypable_sql(column: str, kind: str) -> str:
-    if kind == TEXT:
-        return "FALSE"
-    return f"({column} IS NOT NULL AND TRIM({column}) <> '' AND {typed_sql(column, kind)} IS NULL)"
-
-
-def key_text_sql(column: str, kind: str) -> str:
-    """A key column as the text hashed into unique_row_id (from the typed temp table)."""
-    if kind == TIMESTAMP:
-        return f"COALESCE(FORMAT_DATETIME('%Y-%m-%d %H:%M:%S', {column}), '')"
-    if column in _KEY_AMOUNTS:
-        # Whole cents, then '<units>.<cents>' with exactly two digits (NUMERIC has no -0).
-        cents = f"CAST(ROUND({column}__dec, 2) * 100 AS INT64)"
-        return (f"COALESCE(CONCAT(IF({cents} < 0, '-', ''), CAST(DIV(ABS({cents}), 100) AS STRING), "
-                f"'.', LPAD(CAST(MOD(ABS({cents}), 100) AS STRING), 2, '0')), '')")
-    return f"COALESCE(CAST({column} AS STRING), '')"
-
-
-def unique_row_id_sql(schema: TripSchema) -> str:
-    return "TO_HEX(MD5(" + " || '|' || ".join(
-        key_text_sql(c, schema.column(c).type) for c in schema.key_columns) + "))"
-
-
-def typed_select_sql(schema: TripSchema, source: str) -> str:
-    """SELECT over the landed rows of ``source`` (filtered by @filename): typed columns,
-    the key amounts as decimals, the raw text, and the quarantine reason."""
-    typed_cols = ",\n  ".join(f"{typed_sql(c.sql_name, c.type)} AS {c.sql_name}" for c in schema.columns)
-    decimals = ",\n  ".join(f"{decimal_sql(c)} AS {c}__dec" for c in _KEY_AMOUNTS)
-    raw_cols = ",\n  ".join(f"{c} AS {c}__raw" for c in schema.sql_names)
-    reasons = ", ".join(
-        f"IF({c.sql_name}__raw IS NOT NULL AND TRIM({c.sql_name}__raw) <> '' AND {c.sql_name} IS NULL, "
-        # (GoogleSQL escapes a quote with a backslash, so the texts are double-quoted)
-        f"CONCAT(\"{c.sql_name}: cannot read '\", {c.sql_name}__raw, \"' as {_REASON_TYPES[c.type]}\"), NULL)"
-        for c in schema.columns if c.type != TEXT)
-    return (f"SELECT *, NULLIF(ARRAY_TO_STRING([{reasons}], '; '), '') AS reason FROM (\n"
-            f"  SELECT {typed_cols},\n  {decimals},\n  {raw_cols}\n"
-            f"  FROM {source} WHERE filename = @filename)")
-
-
-def silver_script(schema: TripSchema, bronze: str, silver: str, quarantine: str, tag: str = "") -> str:
-    """One multi-statement transaction replacing the file's rows in silver and quarantine;
-    ends with a SELECT of (rows_in, bad, distinct, rows_out, outside). ``tag`` ends the names
-    of the script's two temp tables: BigQuery scopes temp tables to the script, but an
-    emulator (bqemulator 1.4) keeps them for its lifetime in one namespace, so a re-run or a
-    concurrent script (another colour) would find them there; a fresh tag per run avoids it."""
-    cols = ", ".join(schema.sql_names)
-    raw = ", ".join(f"{c}__raw" for c in schema.sql_names)
-    pickup = schema.pickup
-    typed, keyed = f"_typed{tag}", f"_keyed{tag}"
-    return f"""
-BEGIN TRANSACTION;
-CREATE TEMP TABLE {typed} AS {typed_select_sql(schema, bronze)};
-CREATE TEMP TABLE {keyed} AS
-  SELECT {unique_row_id_sql(schema)} AS unique_row_id, {cols} FROM {typed} WHERE reason IS NULL;
-DELETE FROM {quarantine} WHERE filename = @filename;
-INSERT INTO {quarantine} (filename, line_number, reason, {cols})
-  SELECT @filename, CAST(NULL AS INT64), reason, {raw} FROM {typed} WHERE reason IS NOT NULL;
-DELETE FROM {silver} WHERE filename = @filename;
-DELETE FROM {silver} WHERE filename > @filename
-  AND unique_row_id IN (SELECT unique_row_id FROM {keyed});
-INSERT INTO {silver} (unique_row_id, filename, {cols})
-  SELECT unique_row_id, @filename, {cols} FROM (
-    SELECT *, ROW_NUMBER() OVER (PARTITION BY unique_row_id ORDER BY TO_JSON_STRING(k)) AS n
-    FROM {keyed} k
-    WHERE unique_row_id NOT IN (SELECT unique_row_id FROM {silver} WHERE filename < @filename))
-  WHERE n = 1;
-COMMIT TRANSACTION;
-SELECT (SELECT COUNT(*) FROM {typed}) AS rows_in,
-       (SELECT COUNTIF(reason IS NOT NULL) FROM {typed}) AS bad,
-       (SELECT COUNT(DISTINCT unique_row_id) FROM {keyed}) AS distinct_ids,
-       (SELECT COUNT(*) FROM {silver} WHERE filename = @filename) AS rows_out,
-       (SELECT COUNTIF({pickup} < @month_start OR {pickup} >= @month_end) FROM {silver}
-        WHERE filename = @filename) AS outside;
-"""
-
-
-_QUOTED = re.compile(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`[^`]*`)""")
-_NAMED_PARAM = re.compile(r"(?<!@)@(\w+)")  # not @@system_variables
-
-
-def sql_literal(value: Any) -> str:
-    """``value`` as a GoogleSQL literal (datetimes as DATETIME, as ``_params`` binds them)."""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"CAST('{value!r}' AS FLOAT64)"
-    if isinstance(value, dt.datetime):
-        return f"DATETIME '{value.isoformat(sep=' ')}'"
-    if isinstance(value, dt.date):
-        return f"DATETIME '{value.isoformat()} 00:00:00'"
-    text = str(value)
-    for char, escaped in (("\\", "\\\\"), ("'", "\\'"), ("\n", "\\n"), ("\r", "\\r")):
-        text = text.replace(char, escaped)
-    return f"'{text}'"
-
-
-def inline_parameters(sql: str, params: dict[str, Any]) -> str:
-    """``sql`` with each ``@name`` (outside quoted strings) replaced by its value as a
-    literal. Only for an emulator that binds no parameters inside scripts (see
-    ``BigQueryWarehouseResource._script``); a name without a value is an error."""
-    def literal(match: re.Match) -> str:
-        if match[1] not in params:
-            raise KeyError(f"no value for query parameter @{match[1]}")
-        return sql_literal(params[match[1]])
-
-    parts = _QUOTED.split(sql)
-    return "".join(p if i % 2 else _NAMED_PARAM.sub(literal, p) for i, p in enumerate(parts))
-
-
-def qualify_layers(sql: str, bronze_dataset: str, silver_dataset: str, dataset: str = "") -> str:
-    """``bronze.<t>``/``silver.<t>`` (as the assets and tools write them) as this
-    warehouse's datasets, outside quoted strings; with ``dataset`` (GCP_DATASET) also dbt's
-    layers ``staging``, ``seeds``, ``gold``, ``marts`` as ``<dataset>_<layer>``, where dbt
-    builds them on BigQuery."""
-    names = {"bronze": bronze_dataset, "silver": silver_dataset,
-             **{layer: f"{dataset}_{layer}" if dataset else layer for layer in _LAYERS[2:]}}
-    parts = _QUOTED.split(sql)
-    return "".join(p if i % 2 else _LAYER_NAME.sub(lambda m: f"{names[m[1]]}.{m[2]}", p)
-                   for i, p in enumerate(parts))
+from taxi_platform.warehouse.bigquery.sql import (
+    BQ_TYPES,
+    LAYERS,
+    inline_parameters,
+    qualify_layers,
+    silver_script,
+    untypable_sql,
+)
+from taxi_platform.warehouse.port import IncomingProfile, PublishedLoad, SilverResult, WarehouseResource
 
 
 class BigQueryWarehouseResource(WarehouseResource):
@@ -211,6 +79,7 @@ class BigQueryWarehouseResource(WarehouseResource):
         "TAXI_BIGQUERY_BRONZE_VIA: 'load' (a load job copies the GCS object into a staging table) or "
         "'external' (an external table over the object, as the old 08_gcp_taxi flow did)"))
 
+    # -- what the other layers ask ----------------------------------------------------------
     @property
     def name(self) -> str:
         return "bigquery"
@@ -222,6 +91,37 @@ class BigQueryWarehouseResource(WarehouseResource):
     @property
     def silver_dataset(self) -> str:
         return f"{self.dataset}_silver"
+
+    def _project(self) -> str:
+        return self.project or self.client().project
+
+    def _dataset_of(self, table: str) -> tuple[str, str]:
+        layer, _, name = table.rpartition(".")
+        return (f"{self.dataset}_{layer}" if layer in LAYERS else layer), name
+
+    def table_name(self, table: str) -> str:
+        """``project.dataset.table``, as BigQuery names it."""
+        dataset, name = self._dataset_of(table)
+        return f"{self.project or '<GCP_PROJECT_ID>'}.{dataset}.{name}"
+
+    def table_url(self, table: str) -> str | None:
+        """The table in the BigQuery console."""
+        dataset, name = self._dataset_of(table)
+        project = self.project or "_"
+        return (f"https://console.cloud.google.com/bigquery?project={project}"
+                f"&ws=!1m5!1m4!4m3!1s{project}!2s{dataset}!3s{name}")
+
+    def identity(self) -> str:
+        return f"bigquery:{self.project}:{self.dataset}"
+
+    def gx_url(self) -> str:
+        from taxi_platform.warehouse.bigquery import gx
+
+        return gx.url(self._project(), self.location, self.dataset, self.api_endpoint)
+
+    def dbt_env(self) -> dict[str, str]:
+        return {**super().dbt_env(), "GCP_PROJECT_ID": self._project(), "GCP_LOCATION": self.location,
+                "GCP_DATASET": self.dataset, "TAXI_BIGQUERY_API_ENDPOINT": self.api_endpoint}
 
     def client(self):
         from google.cloud import bigquery
@@ -235,7 +135,7 @@ class BigQueryWarehouseResource(WarehouseResource):
                           credentials=AnonymousCredentials())
         return bigquery.Client(**kwargs)
 
-    # -- setup ---------------------------------------------------------------------------
+    # -- setup -----------------------------------------------------------------------------------
     def ensure_datasets(self, client=None) -> list[str]:
         """Create the bronze and silver datasets in ``location`` if missing; returns those made."""
         from google.api_core.exceptions import NotFound
@@ -258,27 +158,63 @@ class BigQueryWarehouseResource(WarehouseResource):
         return [f"dataset {name} {'created in ' + self.location if name in made else 'exists'}"
                 for name in (self.bronze_dataset, self.silver_dataset)]
 
-    def _ensure_tables(self, client, schema: TripSchema) -> None:
-        text = ", ".join(f"{c} STRING" for c in schema.sql_names)
-        typed = ", ".join(f"{c.sql_name} {_BQ_TYPES[c.type]}" for c in schema.columns)
-        b, s = self.bronze_dataset, self.silver_dataset
-        self.ensure_datasets(client)
-        client.query(f"""
-            CREATE TABLE IF NOT EXISTS {b}.{schema.table} ({text}, filename STRING) CLUSTER BY filename;
-            CREATE TABLE IF NOT EXISTS {s}.{schema.table} (unique_row_id STRING NOT NULL,
-              filename STRING NOT NULL, {typed})
-              PARTITION BY DATE({schema.pickup}) CLUSTER BY filename;
-            CREATE TABLE IF NOT EXISTS {s}.{schema.table}_quarantine
-              (filename STRING, line_number INT64, reason STRING, {text});
-            """).result()
+    def _ensure_tables(self, client, schema: TripSchema, extra_columns: list[str] = ()) -> None:
+        """Create bronze's and silver's tables and view if missing (migrating the bronze table of
+        an earlier version into the landed layout), with the columns the contract or a file added."""
+        from google.api_core.exceptions import NotFound
 
-    # -- generic -------------------------------------------------------------------------
+        b, s = self.bronze_dataset, self.silver_dataset
+        landed, loads = f"{b}.{schema.table}_landed", f"{b}.{schema.table}_loads"
+        self.ensure_datasets(client)
+        statements = []
+        try:
+            old = client.get_table(f"{b}.{schema.table}")
+            if old.table_type == "TABLE":  # bronze before the landed layout: its files become loads
+                statements += [
+                    (f"CREATE TABLE IF NOT EXISTS {landed} CLUSTER BY filename, load_id AS "
+                    f"SELECT *, CONCAT('before-', filename) AS load_id FROM {b}.{schema.table}"),
+                    (f"CREATE TABLE IF NOT EXISTS {loads} AS SELECT SUBSTR(filename, STRPOS(filename, '_tripdata_') "
+                    f"+ 10, 7) AS month, filename, load_id, COUNT(*) AS rows, CURRENT_TIMESTAMP() AS published_at "
+                    f"FROM {landed} GROUP BY filename, load_id"),
+                    f"DROP TABLE {b}.{schema.table}"]
+        except NotFound:
+            pass
+        text = ", ".join(f"{c} STRING" for c in schema.sql_names)
+        typed = ", ".join(f"{c.sql_name} {BQ_TYPES[c.type]}" for c in schema.columns)
+        statements += [
+            (f"CREATE TABLE IF NOT EXISTS {landed} ({text}, filename STRING, load_id STRING) "
+            "CLUSTER BY filename, load_id"),
+            (f"CREATE TABLE IF NOT EXISTS {loads} (month STRING, filename STRING, load_id STRING, rows INT64, "
+            "published_at TIMESTAMP)"),
+            (f"CREATE TABLE IF NOT EXISTS {s}.{schema.table} (unique_row_id STRING NOT NULL, "
+            f"filename STRING NOT NULL, {typed}) PARTITION BY DATE({schema.pickup}) CLUSTER BY filename"),
+            (f"CREATE TABLE IF NOT EXISTS {s}.{schema.table}_quarantine "
+            f"(filename STRING, line_number INT64, reason STRING, {text})")]
+        for statement in statements:
+            client.query(statement).result()
+        # Columns that joined the contract later, or that a file brought: added in place.
+        have = {t: {f.name for f in client.get_table(t).schema}
+                for t in (landed, f"{s}.{schema.table}", f"{s}.{schema.table}_quarantine")}
+        alters = [f"ALTER TABLE {landed} ADD COLUMN {c} STRING"
+                  for c in [*schema.sql_names, *extra_columns] if c not in have[landed]]
+        alters += [f"ALTER TABLE {s}.{schema.table} ADD COLUMN {c.sql_name} {BQ_TYPES[c.type]}"
+                   for c in schema.columns if c.sql_name not in have[f"{s}.{schema.table}"]]
+        alters += [f"ALTER TABLE {s}.{schema.table}_quarantine ADD COLUMN {c} STRING"
+                   for c in schema.sql_names if c not in have[f"{s}.{schema.table}_quarantine"]]
+        for statement in alters:
+            client.query(statement).result()
+        shown = [f.name for f in client.get_table(landed).schema if f.name not in ("filename", "load_id")]
+        client.query(f"CREATE OR REPLACE VIEW {b}.{schema.table} AS SELECT {', '.join(shown)}, filename "
+                     f"FROM {landed} WHERE load_id IN (SELECT load_id FROM {loads})").result()
+
+    # -- SQL -------------------------------------------------------------------------------------
     def _params(self, params: list[Any] | dict[str, Any]):
         from google.cloud import bigquery
 
         def param(name, value):
             kind = ("INT64" if isinstance(value, int) else "FLOAT64" if isinstance(value, float)
-                    else "DATETIME" if hasattr(value, "isoformat") else "STRING")
+                    else "DATETIME" if isinstance(value, dt.datetime) else "DATE" if isinstance(value, dt.date)
+                    else "STRING")
             return bigquery.ScalarQueryParameter(name, kind, value)
 
         if isinstance(params, dict):
@@ -290,8 +226,11 @@ class BigQueryWarehouseResource(WarehouseResource):
 
         client = client or self.client()
         config = bigquery.QueryJobConfig(query_parameters=self._params(params) if params else [])
-        return client.query(qualify_layers(sql, self.bronze_dataset, self.silver_dataset, self.dataset),
-                            job_config=config).result()
+        job = client.query(qualify_layers(sql, self.bronze_dataset, self.silver_dataset, self.dataset),
+                           job_config=config)
+        result = job.result()
+        _BYTES.append(job.total_bytes_processed or 0)
+        return result
 
     def _script(self, sql: str, params: dict[str, Any], client=None):
         """Run a multi-statement script with named parameters (``@name``). BigQuery binds
@@ -303,22 +242,15 @@ class BigQueryWarehouseResource(WarehouseResource):
             return self._run(inline_parameters(sql, params), client=client)
         return self._run(sql, params, client=client)
 
-    def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
+    def select(self, sql: str, params: list[Any] | None = None) -> tuple[list[str], list[tuple]]:
         """Run SQL (``?`` positional parameters); ``bronze.``/``silver.`` name the layers (and
         dbt's ``staging.``, ``seeds.``, ``gold.``, ``marts.``, as on the other backends)."""
-        return [tuple(row.values()) for row in self._run(sql, params)]
+        rows = self._run(sql, params)
+        return [f.name for f in rows.schema], [tuple(row.values()) for row in rows]
 
     def describe(self, table: str) -> list[tuple[str, str]]:
-        schema, _, name = table.rpartition(".")
-        dataset = f"{self.dataset}_{schema}" if schema in _LAYERS else schema
+        dataset, name = self._dataset_of(table)
         return [(f.name, f.field_type) for f in self.client().get_table(f"{dataset}.{name}").schema]
-
-    def preview_markdown(self, table: str, filename: str, limit: int = 5) -> str:
-        rows = self._run(f"SELECT * FROM {table} WHERE filename = ? LIMIT {int(limit)}", [filename])
-        names = [f.name for f in rows.schema]
-        lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-        lines += ["| " + " | ".join("" if v is None else str(v) for v in row.values()) + " |" for row in rows]
-        return "\n".join(lines)
 
     def source_uri(self, schema: TripSchema, filename: str) -> str | None:
         """The month's object in the GCS lake (the lake's key layout), when a bucket is set."""
@@ -326,15 +258,26 @@ class BigQueryWarehouseResource(WarehouseResource):
             return None
         return f"gs://{self.bucket}/{self.lake_prefix}{schema.colour}/{filename}"
 
-    # -- bronze --------------------------------------------------------------------------
     @staticmethod
-    def external_table(table_id: str, uri: str, schema: TripSchema):
+    @contextlib.contextmanager
+    def counting_bytes() -> Iterator[list[int]]:
+        """The bytes processed by every query this process runs while the block runs."""
+        start = len(_BYTES)
+        counted: list[int] = []
+        try:
+            yield counted
+        finally:
+            counted.extend(_BYTES[start:])
+
+    # -- bronze ----------------------------------------------------------------------------------
+    @staticmethod
+    def external_table(table_id: str, uri: str, columns: list[str]):
         """An external table over the CSV object at ``uri``: every column STRING, header skipped."""
         from google.cloud import bigquery
 
         config = bigquery.ExternalConfig("CSV")
         config.source_uris = [uri]
-        config.schema = [bigquery.SchemaField(c, "STRING") for c in schema.sql_names]
+        config.schema = [bigquery.SchemaField(c, "STRING") for c in columns]
         config.max_bad_records = 0
         config.compression = "GZIP" if uri.endswith(".gz") else None
         config.options.skip_leading_rows = 1
@@ -343,96 +286,118 @@ class BigQueryWarehouseResource(WarehouseResource):
         table.external_data_configuration = config
         return table
 
-    def load_bronze(self, schema: TripSchema, partition: str, filename: str, path: str,
-                    max_quarantine_fraction: float = 0.01) -> BronzeResult:
+    def _prepare_bronze(self, schema: TripSchema, extra_columns: list[str]) -> None:
+        self._ensure_tables(self.client(), schema, extra_columns)
+
+    def _land(self, schema: TripSchema, filename: str, path: str, contract: FileContract, load_id: str,
+              partition: str) -> None:
         from google.api_core.exceptions import BadRequest
         from google.cloud import bigquery
 
         client = self.client()
-        self._ensure_tables(client, schema)
-        table = f"{self.bronze_dataset}.{schema.table}"
         staging = (f"{client.project}.{self.bronze_dataset}._load_{schema.table}_"
                    f"{hashlib.md5(filename.encode()).hexdigest()[:8]}_{uuid.uuid4().hex[:8]}")
-        config = bigquery.LoadJobConfig(
-            source_format=bigquery.SourceFormat.CSV, skip_leading_rows=1, field_delimiter=",",
-            quote_character='"', allow_quoted_newlines=True, max_bad_records=0,
-            schema=[bigquery.SchemaField(c, "STRING") for c in schema.sql_names],
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
         uri = path if str(path).startswith("gs://") else self.source_uri(schema, filename)
+        bronze_columns = [column for _, column in contract.columns]
+        if contract.format == files.PARQUET:
+            # The file's own types; a NULL-typed column (no values, no physical type) as STRING.
+            config = bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET,
+                                            write_disposition=bigquery.WriteDisposition.WRITE_APPEND)
+            client.create_table(bigquery.Table(staging, schema=_parquet_schema(path)))
+            casts = ", ".join(f"CAST(`{name}` AS STRING)" for name, _ in contract.columns)
+        else:
+            config = bigquery.LoadJobConfig(
+                source_format=bigquery.SourceFormat.CSV, skip_leading_rows=1, field_delimiter=",",
+                quote_character='"', allow_quoted_newlines=True, max_bad_records=0,
+                schema=[bigquery.SchemaField(c, "STRING") for c in bronze_columns],
+                write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE)
+            casts = ", ".join(bronze_columns)
         try:
-            try:
-                if uri and self.bronze_via == "external":
-                    client.create_table(self.external_table(staging, uri, schema))  # read in place
-                    job = None
-                elif uri:
-                    job = client.load_table_from_uri(uri, staging, job_config=config)
-                else:
-                    with open(path, "rb") as handle:
-                        job = client.load_table_from_file(handle, staging, job_config=config)
-                if job is not None:
-                    job.result()
-                any_bad = " OR ".join(f"({untypable_sql(c.sql_name, c.type)})" for c in schema.columns)
-                # An external table reads the object here: a broken file fails at this query.
-                rows, bad = next(iter(self._run(
-                    f"SELECT COUNT(*), COUNTIF({any_bad}) FROM `{staging}`", client=client)))
-            except BadRequest as exc:
-                raise BadInputError(
-                    f"{filename} (partition {partition}) could not be loaded into bronze.{schema.table}: "
-                    f"{exc.message}. The file is probably truncated or malformed: re-materialize its "
-                    "raw and lake assets.", file=filename, partition=partition) from exc
-            if rows == 0:
-                raise BadInputError(
-                    f"{filename} (partition {partition}) has a header but no trip rows; the previous "
-                    "load of this month (if any) is kept. Check the source file.",
-                    file=filename, partition=partition)
-            if bad / rows > max_quarantine_fraction:
-                raise BadInputError(
-                    f"{filename} (partition {partition}): {bad} of {rows} rows ({bad / rows:.1%}) cannot "
-                    f"be typed, more than the {max_quarantine_fraction:.1%} allowed "
-                    "(TAXI_MAX_QUARANTINE_FRACTION). Nothing was changed for this month.",
-                    file=filename, partition=partition)
-            cols = ", ".join(schema.sql_names)
-            self._script(f"""
-                BEGIN TRANSACTION;
-                DELETE FROM {table} WHERE filename = @filename;
-                INSERT INTO {table} ({cols}, filename) SELECT {cols}, @filename FROM `{staging}`;
-                COMMIT TRANSACTION;""", {"filename": filename}, client=client)
+            if uri and self.bronze_via == "external" and contract.format != files.PARQUET:
+                client.create_table(self.external_table(staging, uri, bronze_columns))  # read in place
+            elif uri:
+                client.load_table_from_uri(uri, staging, job_config=config).result()
+            else:
+                with open(path, "rb") as handle:
+                    client.load_table_from_file(handle, staging, job_config=config).result()
+            # (An external table reads the object here: a broken file fails at this statement.)
+            self._run(f"INSERT INTO bronze.{schema.table}_landed ({', '.join(bronze_columns)}, filename, load_id) "
+                      f"SELECT {casts}, @filename, @load_id FROM `{staging}`",
+                      {"filename": filename, "load_id": load_id}, client=client)
+        except BadRequest as exc:
+            raise errors.BadInputError(
+                f"{filename} (partition {partition}) could not be loaded into bronze.{schema.table}: "
+                f"{exc.message}. The file is probably truncated or malformed: re-materialize its "
+                "raw and lake assets.", file=filename, partition=partition) from None
         finally:
             client.delete_table(staging, not_found_ok=True)
-        return BronzeResult(filename, rows)
 
-    # -- silver --------------------------------------------------------------------------
-    def build_silver(self, schema: TripSchema, partition: str, filename: str,
-                     max_quarantine_fraction: float = 0.01) -> SilverResult:
-        client = self.client()
-        self._ensure_tables(client, schema)
-        b, s = self.bronze_dataset, self.silver_dataset
-        bronze, silver, quarantine = f"{b}.{schema.table}", f"{s}.{schema.table}", f"{s}.{schema.table}_quarantine"
-        start, end = month_bounds(partition)
-        # Read-only first: the typing gate and the per-column reasons.
+    def _profile(self, schema: TripSchema, partition: str, filename: str, load_id: str) -> IncomingProfile:
+        start, end = self._month_text_bounds(partition)
+        any_bad = " OR ".join(f"({untypable_sql(c.sql_name, c.type)})" for c in schema.columns)
+        rows, bad, in_month = next(iter(self._run(
+            f"SELECT COUNT(*), COUNTIF({any_bad}), COUNTIF({schema.pickup} >= @start AND {schema.pickup} < @end) "
+            f"FROM bronze.{schema.table}_landed WHERE filename = @filename AND load_id = @load_id",
+            {"start": start, "end": end, "filename": filename, "load_id": load_id}))).values()
+        by_column = self._untypable_by_column(schema, filename, load_id) if bad else []
+        return IncomingProfile(rows, bad, in_month, by_column)
+
+    def _untypable_by_column(self, schema: TripSchema, filename: str, load_id: str) -> list[tuple[str, int, str]]:
         counts = ", ".join(
             f"COUNTIF({untypable_sql(c.sql_name, c.type)}), "
             f"MIN(IF({untypable_sql(c.sql_name, c.type)}, {c.sql_name}, NULL))" for c in schema.columns)
         row = list(next(iter(self._run(
-            f"SELECT COUNT(*), {counts} FROM {bronze} WHERE filename = @filename",
-            {"filename": filename}, client=client))).values())
-        total, by_column = row[0], [(c.sql_name, row[1 + 2 * i], repr(row[2 + 2 * i]))
-                                     for i, c in enumerate(schema.columns) if row[1 + 2 * i]]
-        if not total:
-            raise BadInputError(
-                f"{filename} (partition {partition}) is not in bronze.{schema.table}: materialize "
-                f"bronze/{schema.table} for {partition} first.", file=filename, partition=partition)
+            f"SELECT {counts} FROM bronze.{schema.table}_landed WHERE filename = @filename AND load_id = @load_id",
+            {"filename": filename, "load_id": load_id}))).values())
+        return [(c.sql_name, row[2 * i], repr(row[2 * i + 1])) for i, c in enumerate(schema.columns) if row[2 * i]]
+
+    def _publish(self, schema: TripSchema, partition: str, filename: str, load_id: str, rows: int) -> None:
+        file_csv, file_parquet = schema.month_files(partition)
+        self._script(f"""
+            BEGIN TRANSACTION;
+            DELETE FROM bronze.{schema.table}_landed WHERE filename IN (@file_csv, @file_parquet)
+              AND load_id != @load_id;
+            DELETE FROM bronze.{schema.table}_loads WHERE month = @month;
+            INSERT INTO bronze.{schema.table}_loads (month, filename, load_id, rows, published_at)
+              VALUES (@month, @filename, @load_id, @rows, CURRENT_TIMESTAMP());
+            COMMIT TRANSACTION;""", {"file_csv": file_csv, "file_parquet": file_parquet, "load_id": load_id,
+                                     "month": partition, "filename": filename, "rows": rows})
+
+    def _discard_load(self, schema: TripSchema, filename: str, load_id: str) -> None:
+        self._run(f"DELETE FROM bronze.{schema.table}_landed WHERE filename = @filename AND load_id = @load_id",
+                  {"filename": filename, "load_id": load_id})
+
+    def _discard_unpublished(self, schema: TripSchema, partition: str) -> None:
+        file_csv, file_parquet = schema.month_files(partition)
+        self._run(f"DELETE FROM bronze.{schema.table}_landed WHERE filename IN (@file_csv, @file_parquet) "
+                  f"AND load_id NOT IN (SELECT load_id FROM bronze.{schema.table}_loads)",
+                  {"file_csv": file_csv, "file_parquet": file_parquet})
+
+    # -- silver ----------------------------------------------------------------------------------
+    def _build_silver(self, schema: TripSchema, partition: str, load: PublishedLoad,
+                      max_quarantine_fraction: float) -> SilverResult:
+        client = self.client()
+        self._ensure_tables(client, schema)
+        filename, load_id = load.filename, load.load_id
+        landed = f"{self.bronze_dataset}.{schema.table}_landed"
+        silver, quarantine = f"{self.silver_dataset}.{schema.table}", f"{self.silver_dataset}.{schema.table}_quarantine"
+        start, end = month_bounds(partition)
+        file_csv, file_parquet = schema.month_files(partition)
+        # Read-only first: the typing gate, the reasons by column, and the days of the month's
+        # pickups (where another month's row with one of its ids can be).
+        by_column = self._untypable_by_column(schema, filename, load_id)
         any_bad = " OR ".join(f"({untypable_sql(c.sql_name, c.type)})" for c in schema.columns)
-        bad_rows = next(iter(self._run(f"SELECT COUNTIF({any_bad}) FROM {bronze} WHERE filename = @filename",
-                                       {"filename": filename}, client=client)))[0]
+        total, bad_rows, first_day, last_day = next(iter(self._run(
+            f"SELECT COUNT(*), COUNTIF({any_bad}), MIN(DATE(SAFE_CAST(TRIM({schema.pickup}) AS DATETIME))), "
+            f"MAX(DATE(SAFE_CAST(TRIM({schema.pickup}) AS DATETIME))) FROM {landed} "
+            "WHERE filename = @filename AND load_id = @load_id",
+            {"filename": filename, "load_id": load_id}, client=client))).values()
         if bad_rows / total > max_quarantine_fraction:
-            detail = "; ".join(f"column {c}: {n} rows, e.g. {ex}" for c, n, ex in by_column)
-            raise BadInputError(
-                f"{filename} (partition {partition}): {bad_rows} of {total} rows cannot be typed, more "
-                f"than the {max_quarantine_fraction:.1%} allowed. {detail}. Nothing was changed.",
-                file=filename, partition=partition, column=by_column[0][0] if by_column else None)
-        result = self._script(silver_script(schema, bronze, silver, quarantine, f"_{uuid.uuid4().hex[:8]}"),
-                              {"filename": filename, "month_start": start, "month_end": end}, client=client)
+            raise errors.too_many_untypable(filename, partition, total, bad_rows, by_column, max_quarantine_fraction)
+        result = self._script(silver_script(schema, landed, silver, quarantine, f"_{uuid.uuid4().hex[:8]}"), {
+            "filename": filename, "load_id": load_id, "file_csv": file_csv, "file_parquet": file_parquet,
+            "month_start": start, "month_end": end, "first_day": first_day or start.date(),
+            "last_day": last_day or start.date()}, client=client)
         rows_in, bad, distinct, rows_out, outside = next(iter(result)).values()
         if bad:
             get_dagster_logger().warning(f"{filename}: {bad} rows quarantined in {quarantine}")
@@ -440,3 +405,28 @@ class BigQueryWarehouseResource(WarehouseResource):
             filename=filename, rows_in=rows_in, rows_out=rows_out,
             duplicates_collapsed=(rows_in - bad) - distinct, duplicates_in_other_files=distinct - rows_out,
             rows_quarantined=bad, quarantine_reasons=by_column, pickups_outside_month=outside)
+
+
+_BYTES: list[int] = []  # bytes processed by each query job this process ran (counting_bytes)
+
+
+def _parquet_schema(path: str):
+    """A BigQuery schema for a Parquet file's columns: its types, a NULL-typed column as STRING."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from google.cloud import bigquery
+
+    def kind(t) -> str:
+        if pa.types.is_integer(t):
+            return "INT64"
+        if pa.types.is_floating(t) or pa.types.is_decimal(t):
+            return "FLOAT64"
+        if pa.types.is_timestamp(t):
+            return "TIMESTAMP" if t.tz else "DATETIME"
+        if pa.types.is_date(t):
+            return "DATE"
+        if pa.types.is_boolean(t):
+            return "BOOL"
+        return "STRING"
+
+    return [bigquery.SchemaField(f.name, kind(f.type)) for f in pq.read_schema(path)]

@@ -227,7 +227,7 @@ class DuckDBWarehouseResource(WarehouseResource):
         with self._transaction() as conn:
             conn.execute(f"INSERT INTO {landed} ({columns}, filename, load_id) {sql}", [filename, load_id, str(path)])
 
-    def _profile(self, schema: TripSchema, partition: str, load_id: str) -> IncomingProfile:
+    def _profile(self, schema: TripSchema, partition: str, filename: str, load_id: str) -> IncomingProfile:
         landed = f"bronze.{schema.table}_landed"
         start, end = self._month_text_bounds(partition)
         any_bad = " OR ".join(f"({untypable(c.sql_name, c.type)})" for c in schema.columns if c.type != TEXT)
@@ -250,7 +250,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             conn.execute(f"INSERT INTO bronze.{schema.table}_loads VALUES (?, ?, ?, ?, now())",
                          [partition, filename, load_id, rows])
 
-    def _discard_load(self, schema: TripSchema, load_id: str) -> None:
+    def _discard_load(self, schema: TripSchema, filename: str, load_id: str) -> None:
         with self._transaction() as conn:
             conn.execute(f"DELETE FROM bronze.{schema.table}_landed WHERE load_id = ?", [load_id])
 

@@ -371,7 +371,7 @@ class PostgresWarehouseResource(WarehouseResource):
         if found and (unless_rows is None or found[1] > 1.1 * unless_rows):
             cur.execute("SELECT brin_summarize_new_values(%s::regclass)", [found[0]])
 
-    def _profile(self, schema: TripSchema, partition: str, load_id: str) -> IncomingProfile:
+    def _profile(self, schema: TripSchema, partition: str, filename: str, load_id: str) -> IncomingProfile:
         landed = f"bronze.{schema.table}_landed"
         start, end = self._month_text_bounds(partition)
         with self.connect() as conn, conn.cursor() as cur:
@@ -405,7 +405,7 @@ class PostgresWarehouseResource(WarehouseResource):
                         "ON CONFLICT (month) DO UPDATE SET filename = excluded.filename, load_id = excluded.load_id, "
                         "rows = excluded.rows, published_at = now()", [partition, filename, load_id, rows])
 
-    def _discard_load(self, schema: TripSchema, load_id: str) -> None:
+    def _discard_load(self, schema: TripSchema, filename: str, load_id: str) -> None:
         with self.connect() as conn, conn.cursor() as cur:
             cur.execute(f"DELETE FROM bronze.{schema.table}_landed WHERE load_id = %s", [load_id])
 
