@@ -69,3 +69,12 @@ def configured_warehouse() -> WarehouseResource:
     """The warehouse TAXI_WAREHOUSE names, as the definitions load: what the asset definitions
     ask it (its Dagster kind, its table names) when they are built."""
     return build_warehouse(Settings.from_env(), from_env=True)
+
+
+def table_metadata(warehouse: WarehouseResource, table: str) -> dict:
+    """An asset's table as the UI shows it: its name in the warehouse and, where the warehouse has
+    a console, a link to the table there."""
+    from dagster import MetadataValue
+
+    url = warehouse.table_url(table)
+    return {"dagster/table_name": warehouse.table_name(table), **({"console": MetadataValue.url(url)} if url else {})}

@@ -24,9 +24,14 @@
 {%- endmacro %}
 
 {#- BigQuery's incremental materialization takes only merge / insert_overwrite / microbatch:
-    there fct_trips deletes the partition's files in a pre-hook, then merges on trip_id. -#}
-{% macro bigquery_delete_partition_files() -%}
-    {%- if target.type == 'bigquery' and is_incremental() and partition_months() is not none -%}
-    delete from {{ this }} where filename in ({{ partition_filenames() }})
-    {%- endif -%}
+    there fct_trips replaces the partition's files with one MERGE, atomic as one statement is:
+    the new rows update the rows with their key (wherever they were) or go in, and the rows of the
+    partition's files the new batch no longer holds are deleted (`when not matched by source`).
+    dbt finds this macro first for BigQuery because dbt_project.yml puts this project before dbt
+    in the `dbt` namespace's search order; models without `replace_partition_files` get dbt's. -#}
+{% macro bigquery__get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates=none) -%}
+    {{ default__get_merge_sql(target, source, unique_key, dest_columns, incremental_predicates) }}
+    {%- if config.get('replace_partition_files') and partition_months() is not none %}
+    when not matched by source and DBT_INTERNAL_DEST.filename in ({{ partition_filenames() }}) then delete
+    {%- endif %}
 {%- endmacro %}

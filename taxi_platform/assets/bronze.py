@@ -26,7 +26,7 @@ from taxi_platform.assets.unchanged import LOADS, forced_reload, loads_metadata,
 from taxi_platform.checks.gx_checks import BronzeGate
 from taxi_platform.errors import BadInputError
 from taxi_platform.lake import LakeResource
-from taxi_platform.resources import configured_warehouse
+from taxi_platform.resources import configured_warehouse, table_metadata
 from taxi_platform.schemas import TripSchema
 from taxi_platform.sources import TaxiSourceResource
 from taxi_platform.warehouse import WarehouseResource
@@ -41,7 +41,7 @@ def build_bronze_asset(schema: TripSchema, source: str | None = None):
 
     @ingest_asset(
         schema, "bronze", source=source, kinds={warehouse_now.kind, "table"}, writes_warehouse=True,
-        metadata={"dagster/table_name": warehouse_now.table_name(table)},
+        metadata=table_metadata(warehouse_now, table),
         check_specs=[
             BronzeGate.spec(schema),
             AssetCheckSpec(KNOWN_COLUMNS_CHECK, asset=key, description=(
@@ -66,7 +66,7 @@ def build_bronze_asset(schema: TripSchema, source: str | None = None):
         gate = BronzeGate(schema, warehouse, context)
         rows, loads, unknown, failure = [], {}, {}, None
         try:
-            with bad_input_fails_once():
+            with bad_input_fails_once(), warehouse.metered() as billed:
                 for month in months_of(context):
                     filename = upstream_file(context, ingest_key("lake", schema), month,
                                              source.filename(schema.colour, month))
@@ -118,6 +118,7 @@ def build_bronze_asset(schema: TripSchema, source: str | None = None):
             "unchanged": all(r["unchanged"] for r in rows),
             "files": MetadataValue.json({r["month"]: r["file"] for r in rows}),
             LOADS: loads_metadata(loads),
+            **({"bytes_processed": sum(billed)} if billed is not None else {}),
         }
         if len(rows) == 1:
             metadata["file"] = rows[0]["file"]

@@ -61,6 +61,7 @@ from taxi_platform.dbt_project import (
     taxi_dbt_project,
 )
 from taxi_platform.partitions import all_colours_partitions
+from taxi_platform.resources import configured_warehouse
 from taxi_platform.secrets import redact
 from taxi_platform.warehouse import WarehouseResource
 
@@ -104,7 +105,8 @@ def _layer(dbt_resource_props: Mapping[str, Any]) -> str:
 
 class TaxiDbtTranslator(DagsterDbtTranslator):
     """Asset keys ``<schema>/<name>`` (gold/fct_trips, marts/dm_monthly_zone_revenue, ...),
-    groups by layer, and the silver sources mapped onto the silver assets.
+    groups by layer, the silver sources mapped onto the silver assets, and the kinds and table
+    names of the configured warehouse.
 
     A model that reads a view also depends on what the view reads: a view holds no data, so
     gold/fct_trips really reads silver through staging. Without that edge a run that selects
@@ -128,7 +130,14 @@ class TaxiDbtTranslator(DagsterDbtTranslator):
         partitioned = "partitioned" in props.get("tags", [])
         deps = [AssetDep(dep.asset_key, partition_mapping=SILVER_MONTHS)
                 if partitioned and dep.asset_key.path[0] == "silver" else dep for dep in [*spec.deps, *extra]]
-        return spec.replace_attributes(deps=deps)
+        # What the UI shows follows the warehouse (the manifest was parsed for DuckDB's target).
+        table = f"{_layer(props)}.{props.get('alias') or props['name']}"
+        metadata = {"dagster/table_name": self.warehouse.table_name(table)}
+        url = self.warehouse.table_url(table)
+        if url:
+            metadata["console"] = MetadataValue.url(url)
+        return spec.replace_attributes(deps=deps, kinds={"dbt", self.warehouse.kind}).merge_attributes(
+            metadata=metadata)
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         meta_key = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
@@ -171,7 +180,10 @@ class TaxiDbtTranslator(DagsterDbtTranslator):
         return None  # seeds, staging views, dimensions: built by hand or by `make demo`
 
 
-TRANSLATOR = TaxiDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+    def __init__(self, warehouse: WarehouseResource, **kwargs):
+        super().__init__(**kwargs)
+        self.warehouse = warehouse
+
 
 # The manifest is parsed here when missing or stale (see taxi_platform/dbt_project.py).
 MANIFEST_PATH = prepare_manifest(taxi_dbt_project)
@@ -274,66 +286,77 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, args: 
         raise Failure(description=description, allow_retries=False)
 
 
-@dbt_assets(
-    manifest=MANIFEST_PATH,
-    project=taxi_dbt_project,
-    select=REFERENCE_SELECT,
-    exclude=PARTITIONED_SELECT,
-    name="dbt_reference_assets",
-    dagster_dbt_translator=TRANSLATOR,
-    pool=WAREHOUSE_POOL,
-)
-def dbt_reference_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
-    """Seeds (taxi zones, payment types), the staging views over silver and the dimensions:
-    nothing here depends on the month, so these are unpartitioned."""
-    yield from run_dbt(context, warehouse, ["build"], "the seeds, staging views and dimensions")
+def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
+    """The three ``@dbt_assets`` definitions (see the module docstring), their kinds and table
+    names those of ``warehouse`` (the configured one when not given)."""
+    translator = TaxiDbtTranslator(warehouse or configured_warehouse(),
+                                   settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+    @dbt_assets(
+        manifest=MANIFEST_PATH,
+        project=taxi_dbt_project,
+        select=REFERENCE_SELECT,
+        exclude=PARTITIONED_SELECT,
+        name="dbt_reference_assets",
+        dagster_dbt_translator=translator,
+        pool=WAREHOUSE_POOL,
+    )
+    def dbt_reference_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
+        """Seeds (taxi zones, payment types), the staging views over silver and the dimensions:
+        nothing here depends on the month, so these are unpartitioned."""
+        yield from run_dbt(context, warehouse, ["build"], "the seeds, staging views and dimensions")
+
+    @dbt_assets(
+        manifest=MANIFEST_PATH,
+        project=taxi_dbt_project,
+        select=PARTITIONED_SELECT,
+        name="dbt_trip_assets",
+        dagster_dbt_translator=translator,
+        partitions_def=all_colours_partitions(),
+        backfill_policy=BackfillPolicy.single_run(),
+        pool=WAREHOUSE_POOL,
+    )
+    def dbt_trip_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
+        """gold/fct_trips for a month (or a range, in a single-run backfill): the rows of those
+        months' silver files, replaced in one transaction."""
+        window = context.partition_time_window
+        first, last = context.partition_key_range.start, context.partition_key_range.end
+        dbt_vars = {"min_date": window.start.strftime("%Y-%m-%d"), "max_date": window.end.strftime("%Y-%m-%d")}
+        what = f"partition {first}" if first == last else f"partitions {first}..{last}"
+        yield from run_dbt(context, warehouse, ["build", "--vars", json.dumps(dbt_vars)], what,
+                           filenames=partition_filenames(first, last))
+
+    @dbt_assets(
+        manifest=MANIFEST_PATH,
+        project=taxi_dbt_project,
+        select=MART_SELECT,
+        name="dbt_mart_assets",
+        dagster_dbt_translator=translator,
+        pool=WAREHOUSE_POOL,
+    )
+    def dbt_mart_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
+        """The marts, each recomputed whole over gold (unpartitioned: one table for every month)."""
+        yield from run_dbt(context, warehouse, ["build"], "the marts")
+
+    return [dbt_reference_assets, dbt_trip_assets, dbt_mart_assets]
 
 
-@dbt_assets(
-    manifest=MANIFEST_PATH,
-    project=taxi_dbt_project,
-    select=PARTITIONED_SELECT,
-    name="dbt_trip_assets",
-    dagster_dbt_translator=TRANSLATOR,
-    partitions_def=all_colours_partitions(),
-    backfill_policy=BackfillPolicy.single_run(),
-    pool=WAREHOUSE_POOL,
-)
-def dbt_trip_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
-    """gold/fct_trips for a month (or a range, in a single-run backfill): the rows of those
-    months' silver files, replaced in one transaction."""
-    window = context.partition_time_window
-    first, last = context.partition_key_range.start, context.partition_key_range.end
-    dbt_vars = {"min_date": window.start.strftime("%Y-%m-%d"), "max_date": window.end.strftime("%Y-%m-%d")}
-    what = f"partition {first}" if first == last else f"partitions {first}..{last}"
-    yield from run_dbt(context, warehouse, ["build", "--vars", json.dumps(dbt_vars)], what,
-                       filenames=partition_filenames(first, last))
+def build_dbt_automation_sensor(dbt_defs: list) -> AutomationConditionSensorDefinition:
+    """Runs gold/fct_trips and the marts when their conditions above hold, so a month loaded by a
+    schedule, a sensor or a backfill reaches the marts without anyone asking. Running by default:
+    it only reacts to what was loaded and never downloads anything."""
+    return AutomationConditionSensorDefinition(
+        "dbt_automation_sensor",
+        target=AssetSelection.assets(*dbt_defs[1:]),
+        default_status=DefaultSensorStatus.RUNNING,
+        minimum_interval_seconds=30,
+        description=("Materializes gold/fct_trips for each month whose silver changed, then the marts "
+                     "(their automation conditions: 'follows silver', 'follows gold')."),
+    )
 
 
-@dbt_assets(
-    manifest=MANIFEST_PATH,
-    project=taxi_dbt_project,
-    select=MART_SELECT,
-    name="dbt_mart_assets",
-    dagster_dbt_translator=TRANSLATOR,
-    pool=WAREHOUSE_POOL,
-)
-def dbt_mart_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
-    """The marts, each recomputed whole over gold (unpartitioned: one table for every month)."""
-    yield from run_dbt(context, warehouse, ["build"], "the marts")
+dbt_asset_defs = build_dbt_assets()
+dbt_reference_assets, dbt_trip_assets, dbt_mart_assets = dbt_asset_defs
 
 
-dbt_asset_defs = [dbt_reference_assets, dbt_trip_assets, dbt_mart_assets]
-
-
-# Runs gold/fct_trips and the marts when their conditions above hold, so a month loaded by a
-# schedule, a sensor or a backfill reaches the marts without anyone asking. Running by default:
-# it only reacts to what was loaded and never downloads anything.
-dbt_automation_sensor = AutomationConditionSensorDefinition(
-    "dbt_automation_sensor",
-    target=AssetSelection.assets(dbt_trip_assets, dbt_mart_assets),
-    default_status=DefaultSensorStatus.RUNNING,
-    minimum_interval_seconds=30,
-    description=("Materializes gold/fct_trips for each month whose silver changed, then the marts "
-                 "(their automation conditions: 'follows silver', 'follows gold')."),
-)
+dbt_automation_sensor = build_dbt_automation_sensor(dbt_asset_defs)

@@ -19,7 +19,7 @@ from taxi_platform.assets.common import (
 )
 from taxi_platform.assets.factory import ingest_asset, ingest_key
 from taxi_platform.assets.unchanged import LOADS, last_load, loads_metadata, unchanged_load
-from taxi_platform.resources import configured_warehouse
+from taxi_platform.resources import configured_warehouse, table_metadata
 from taxi_platform.schemas import SILVER_EXTRA_COLUMNS, TripSchema
 from taxi_platform.warehouse import SilverResult, WarehouseResource
 
@@ -31,10 +31,12 @@ def build_silver_asset(schema: TripSchema, source: str | None = None):
 
     @ingest_asset(
         schema, "silver", source=source, kinds={warehouse_now.kind, "table"}, writes_warehouse=True,
-        metadata={"dagster/table_name": warehouse_now.table_name(table)},
+        metadata=table_metadata(warehouse_now, table),
         check_specs=[
             AssetCheckSpec("unique_row_id_is_unique", asset=key,
-                           description="No unique_row_id appears twice in the whole table."),
+                           description="No unique_row_id appears twice in the whole table (on BigQuery, "
+                                       "billed by the bytes read: among the rows picked up on the days of "
+                                       "the run's months, where a repeat of one of their ids can be)."),
             AssetCheckSpec("no_rows_quarantined", asset=key,
                            description="Every row of the month's file could be typed (WARN: "
                                        f"see {table}_quarantine for the file, line and reason)."),
@@ -59,7 +61,7 @@ def build_silver_asset(schema: TripSchema, source: str | None = None):
     def silver_tripdata(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         results, loads, rebuilt_any = [], {}, False
         bronze_key = ingest_key("bronze", schema)
-        with bad_input_fails_once():
+        with bad_input_fails_once(), warehouse.metered() as billed:
             for month in months_of(context):
                 in_bronze = warehouse.published_load(schema, month)
                 filename = in_bronze.filename if in_bronze else schema.filename(month)
@@ -86,7 +88,7 @@ def build_silver_asset(schema: TripSchema, source: str | None = None):
                                    "unchanged": load is not None}
                 results.append((month, r))
 
-        duplicated = warehouse.duplicated_values(table, "unique_row_id")
+            duplicated = warehouse.duplicate_ids(schema, [r.filename for _, r in results])
         quarantined = [(m, r) for m, r in results if r.rows_quarantined]
         quarantine_detail = "; ".join(
             f"{r.filename} (partition {m}): {r.rows_quarantined} rows, "
@@ -114,6 +116,7 @@ def build_silver_asset(schema: TripSchema, source: str | None = None):
             "table": table,
             "unchanged": all(load["unchanged"] for load in loads.values()),
             LOADS: loads_metadata(loads),
+            **({"bytes_processed": sum(billed)} if billed is not None else {}),
         }
         if len(results) == 1:
             metadata["preview"] = preview_table(warehouse, table, results[0][1].filename)

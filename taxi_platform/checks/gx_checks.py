@@ -178,8 +178,6 @@ class BronzeGate:
                                 description=result.description, metadata=result.metadata)
 
 
-gx_checks = [
-    *[build_silver_check(schema) for schema in SCHEMAS.values()],
-    build_gold_check(gold_suite()),
-    build_mart_check(mart_suite()),
-]
+def build_gx_checks() -> list:
+    return [*[build_silver_check(schema) for schema in SCHEMAS.values()],
+            build_gold_check(gold_suite()), build_mart_check(mart_suite())]

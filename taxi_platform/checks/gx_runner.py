@@ -163,7 +163,7 @@ def validate_file(context, suite: Suite, month: str, filename: str, run_name: st
 def validate_load(context, suite: Suite, month: str, filename: str, load_id: str,
                   run_name: str | None = None) -> SuiteOutcome:
     """Run ``suite``'s checkpoint on one landed load of ``filename`` (the bronze gate)."""
-    return _run_checkpoint(context, suite, month, filename, {"load_id": load_id}, run_name,
+    return _run_checkpoint(context, suite, month, filename, {"filename": filename, "load_id": load_id}, run_name,
                            missing=f"{suite.asset_name} has no rows of {filename}")
 
 

@@ -119,7 +119,7 @@ class Suite:
 
 def bronze_suite(schema: TripSchema) -> Suite:
     """The bronze gate: a month's file as landed, before it replaces the month in bronze (one
-    batch per load: ``WHERE load_id = ...`` on ``bronze.<colour>_tripdata_landed``). Its column
+    batch per load: ``WHERE filename = ... AND load_id = ...`` on ``bronze.<colour>_tripdata_landed``). Its column
     contract is checked before the file is landed (taxi_platform/files.py), by name, with a
     message naming every missing or unexpected column."""
     rules = [
@@ -207,7 +207,7 @@ def mart_reconciliation_sql() -> str:
     return f"""WITH mart AS (
     SELECT revenue_month, service_type, sum(total_monthly_trips) AS trips,
            sum(revenue_monthly_total_amount) AS total_amount
-    FROM {{batch}}
+    FROM {{batch}} AS mart_rows
     GROUP BY revenue_month, service_type
 ), silver AS (
     {silver}
@@ -320,7 +320,7 @@ def write_context(project_root: Path, scratch_dir: Path | None = None, log=print
     """Create or update ``<project_root>/gx``; return what changed (empty when nothing did)."""
     import great_expectations as gx
     from great_expectations.checkpoint import UpdateDataDocsAction
-    from great_expectations.core.partitioners import PartitionerColumnValue
+    from great_expectations.core.partitioners import PartitionerColumnValue, PartitionerMultiColumnValue
     from great_expectations.exceptions import DataContextError
 
     from taxi_platform.checks.gx_context import (
@@ -385,15 +385,24 @@ def write_context(project_root: Path, scratch_dir: Path | None = None, log=print
                 changed.append(f"table asset {suite.asset_name}")
             existing_assets[suite.asset_name] = asset
         asset = datasource.get_asset(suite.asset_name)
-        if suite.batch not in {b.name for b in asset.batch_definitions}:
-            if suite.batch == WHOLE_TABLE:
+        if suite.batch == WHOLE_TABLE:
+            partitioner = None
+        elif suite.batch == BY_LOAD:  # both: the file (clustering on BigQuery) and its load
+            partitioner = PartitionerMultiColumnValue(column_names=["filename", "load_id"])
+        else:
+            column = "filename" if suite.batch == BY_FILE else "partition_month"
+            partitioner = PartitionerColumnValue(column_name=column)
+        current = {b.name: b for b in asset.batch_definitions}.get(suite.batch)
+        if current is not None and current.partitioner != partitioner:
+            asset.delete_batch_definition(suite.batch)  # another partitioner now
+            current = None
+        if current is None:
+            if partitioner is None:
                 asset.add_batch_definition_whole_table(WHOLE_TABLE)
             else:
                 # validate_partitioner=False: GX validates datetime partitioners only; this one is
                 # a plain column value, and the table may not exist yet.
-                column = {BY_LOAD: "load_id", BY_FILE: "filename", BY_MONTH: "partition_month"}[suite.batch]
-                asset.add_batch_definition(suite.batch, partitioner=PartitionerColumnValue(column_name=column),
-                                           validate_partitioner=False)
+                asset.add_batch_definition(suite.batch, partitioner=partitioner, validate_partitioner=False)
             changed.append(f"batch definition {suite.asset_name}/{suite.batch}")
 
     for suite in wanted:

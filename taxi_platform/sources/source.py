@@ -23,7 +23,7 @@ from taxi_platform.errors import BadInputError, NotPublishedError
 from taxi_platform.files import CHUNK, atomic_path
 from taxi_platform.partitions import TLC
 from taxi_platform.schemas import CSV_GZ, PARQUET, SCHEMAS
-from taxi_platform.settings import setting
+from taxi_platform.settings import DEFAULT_TLC_URL, setting
 from taxi_platform.sources import http as http_download
 from taxi_platform.sources.http import DownloadGaveUp, TransientSourceError  # noqa: F401  (re-exported)
 from taxi_platform.sources.landing import GCS_SCHEME, fetch_landed, landed_exists
@@ -74,9 +74,12 @@ class TaxiSourceResource(ClaimsItsRun, ConfigurableResource):
         return SCHEMAS[colour].filename(month, self.format)
 
     def published_rows(self, colour: str, month: str) -> int | None:
-        """How many rows the publisher says the month's file has, when known (the TLC's files up
-        to 2024-05, from the TLC's published metadata: tlc_published_rows.csv)."""
-        return _tlc_published_rows().get((colour, month)) if self.source == TLC else None
+        """How many rows the publisher says the month's file has, when known: the TLC's own files
+        (at its own URL) up to 2024-05, from the TLC's published metadata (tlc_published_rows.csv).
+        A copy elsewhere (a test server, the sample source) may hold other files."""
+        if self.source != TLC or self.tlc_url.rstrip("/") != DEFAULT_TLC_URL:
+            return None
+        return _tlc_published_rows().get((colour, month))
 
     def url_for(self, colour: str, filename: str) -> str:
         """The mirror's ``<base>/<colour>/<file>``, or the TLC's ``<base>/<file>``."""

@@ -163,6 +163,12 @@ class WarehouseResource(ClaimsItsRun, ConfigurableResource):
         the warehouse (dbt, GX) runs inside it."""
         yield
 
+    @contextlib.contextmanager
+    def metered(self) -> Iterator[list[int] | None]:
+        """The bytes the block's queries processed, where the warehouse bills by them (a list
+        filled when the block ends), else None."""
+        yield None
+
     def set_up(self) -> list[str]:
         """Create what the warehouse needs before a first load, if missing; returns what was
         done. Embedded and self-hosted warehouses create their schemas on the first load."""
@@ -183,6 +189,12 @@ class WarehouseResource(ClaimsItsRun, ConfigurableResource):
     def preview(self, table: str, filename: str, limit: int = 5) -> tuple[list[str], list[tuple]]:
         """A few rows of ``filename`` in ``table``: (column names, rows)."""
         return self.select(f"SELECT * FROM {table} WHERE filename = ? LIMIT {int(limit)}", [filename])
+
+    def duplicate_ids(self, schema: TripSchema, filenames: list[str]) -> int:
+        """How many unique_row_ids appear more than once in silver: the whole table, where that
+        is cheap; a backend billed by the bytes it reads (BigQuery) looks where a repeat of the
+        ids of ``filenames`` can be."""
+        return self.duplicated_values(f"silver.{schema.table}", "unique_row_id")
 
     def duplicated_values(self, table: str, column: str) -> int:
         """How many values of ``column`` appear more than once in the whole ``table``."""

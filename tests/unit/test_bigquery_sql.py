@@ -14,8 +14,8 @@ import sqlglot
 from taxi_platform.resources import build_warehouse
 from taxi_platform.schemas import GREEN, YELLOW
 from taxi_platform.settings import Settings
-from taxi_platform.warehouse.bigquery.resource import (
-    BigQueryWarehouseResource,
+from taxi_platform.warehouse.bigquery import BigQueryWarehouseResource
+from taxi_platform.warehouse.bigquery.sql import (
     inline_parameters,
     qualify_layers,
     silver_script,
@@ -30,11 +30,12 @@ from tests.support.reference import expected_silver_ids
 def _bigquery_ids(path, schema) -> tuple[set[str], list[str]]:
     """(ids of typable rows, quarantine reasons) from the BigQuery SQL run on DuckDB."""
     sql = (f"SELECT {unique_row_id_sql(schema)} AS unique_row_id, reason FROM "
-           f"({typed_select_sql(schema, 'landed')})").replace("@filename", "'f'")
+           f"({typed_select_sql(schema, 'landed')})").replace("@filename", "'f'").replace("@load_id", "'l'")
     conn = duckdb.connect()
-    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in schema.sql_names) + "}"
-    conn.execute(f"CREATE TABLE landed AS SELECT *, 'f' AS filename FROM read_csv('{path}', header = true, "
-                 f"columns = {columns}, auto_detect = false)")
+    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in schema.required) + "}"
+    optional = "".join(f", NULL::VARCHAR AS {c}" for c in schema.sql_names if c not in schema.required)
+    conn.execute(f"CREATE TABLE landed AS SELECT *{optional}, 'f' AS filename, 'l' AS load_id FROM read_csv('{path}', "
+                 f"header = true, columns = {columns}, auto_detect = false)")
     rows = conn.execute(sqlglot.transpile(sql, read="bigquery", write="duckdb")[0]).fetchall()
     return {i for i, reason in rows if reason is None}, sorted(r for _, r in rows if r)
 
@@ -113,11 +114,11 @@ def test_the_external_table_option_reads_the_gzipped_object_in_place_as_text_col
     from taxi_platform.warehouse.bigquery import BigQueryWarehouseResource
 
     uri = "gs://taxi-lake/yellow/yellow_tripdata_2019-01.csv.gz"
-    table = BigQueryWarehouseResource.external_table("p.taxi_bronze._load_x", uri, YELLOW)
+    table = BigQueryWarehouseResource.external_table("p.taxi_bronze._load_x", uri, YELLOW.required)
     config = table.external_data_configuration
     assert config.source_format == "CSV" and config.source_uris == [uri]
     assert config.compression == "GZIP" and config.options.skip_leading_rows == 1
-    assert [(f.name, f.field_type) for f in config.schema] == [(c, "STRING") for c in YELLOW.sql_names]
+    assert [(f.name, f.field_type) for f in config.schema] == [(c, "STRING") for c in YELLOW.required]
     assert config.max_bad_records == 0
 
 

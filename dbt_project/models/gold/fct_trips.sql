@@ -5,16 +5,17 @@
     min_date/max_date): a run rebuilds exactly the rows whose filename is one of the window's
     files, deleting and inserting in one transaction (macros/replace_files_strategy.sql), so
     months load in any order and re-runs change nothing. Without the vars (a plain
-    `dbt build`), every file in silver is rebuilt. BigQuery takes no custom strategy: there a
-    pre-hook deletes the window's files and a merge on (service_type, trip_id) inserts them (two jobs, not one
-    transaction). -#}
+    `dbt build`), every file in silver is rebuilt. BigQuery takes no custom strategy: there one
+    MERGE on (service_type, trip_id) updates or inserts the window's rows and deletes the rows of
+    the window's files it no longer holds, atomically (macros/replace_files_strategy.sql). -#}
 {{ config(
     materialized='incremental',
     unique_key=['service_type', 'trip_id'],
     incremental_strategy=('merge' if target.type == 'bigquery' else 'replace_files'),
-    on_schema_change='fail',
+    on_schema_change='append_new_columns',
     tags=['partitioned'],
-    pre_hook="{{ bigquery_delete_partition_files() }}",
+    replace_partition_files=true,
+    cluster_by=(['filename'] if target.type == 'bigquery' else none),
 ) }}
 {%- if flags.FULL_REFRESH and partition_months() is not none -%}
     {{ exceptions.raise_compiler_error(
@@ -64,6 +65,8 @@ select
     trips.improvement_surcharge,
     trips.total_amount,
     trips.congestion_surcharge,
+    trips.airport_fee,
+    trips.cbd_congestion_fee,
     trips.payment_type,
     coalesce(payment_types.description, 'Unknown') as payment_type_description
 from trips

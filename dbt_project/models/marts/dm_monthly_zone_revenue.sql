@@ -13,6 +13,7 @@ select
     sum(ehail_fee) as revenue_monthly_ehail_fee,
     sum(improvement_surcharge) as revenue_monthly_improvement_surcharge,
     sum(total_amount) as revenue_monthly_total_amount,
+    sum(cbd_congestion_fee) as revenue_monthly_cbd_congestion_fee,
     count(trip_id) as total_monthly_trips,
     {#- averages as 8-byte floats: avg() of an integer is NUMERIC on PostgreSQL, DOUBLE on DuckDB -#}
     cast(avg(passenger_count) as {{ type_double() }}) as avg_monthly_passenger_count,

@@ -29,5 +29,7 @@ select
     cast(improvement_surcharge as {{ type_double() }}) as improvement_surcharge,
     cast(total_amount as {{ type_double() }}) as total_amount,
     cast(congestion_surcharge as {{ type_double() }}) as congestion_surcharge,
+    cast(airport_fee as {{ type_double() }}) as airport_fee,
+    cast(cbd_congestion_fee as {{ type_double() }}) as cbd_congestion_fee,
     cast(payment_type as {{ dbt.type_int() }}) as payment_type
 from {{ source('silver', 'yellow_tripdata') }}

@@ -252,16 +252,30 @@ class BigQueryWarehouseResource(WarehouseResource):
         dataset, name = self._dataset_of(table)
         return [(f.name, f.field_type) for f in self.client().get_table(f"{dataset}.{name}").schema]
 
+    def duplicate_ids(self, schema: TripSchema, filenames: list[str]) -> int:
+        """Repeated ids among the rows picked up on the days the files' pickups fall on: a repeat
+        of one of their ids has the same pickup, so it can only be there (partitions, not the
+        table; the bounds are constants, so BigQuery prunes)."""
+        names = ", ".join(f"@f{i}" for i in range(len(filenames)))
+        params = {f"f{i}": name for i, name in enumerate(filenames)}
+        first, last = next(iter(self._run(
+            f"SELECT MIN(DATE({schema.pickup})), MAX(DATE({schema.pickup})) FROM silver.{schema.table} "
+            f"WHERE filename IN ({names})", params))).values()
+        if first is None:
+            return 0
+        return next(iter(self._run(
+            f"SELECT COUNT(*) FROM (SELECT unique_row_id FROM silver.{schema.table} WHERE DATE({schema.pickup}) "
+            "BETWEEN @first AND @last GROUP BY 1 HAVING COUNT(*) > 1)", {"first": first, "last": last})))[0]
+
     def source_uri(self, schema: TripSchema, filename: str) -> str | None:
         """The month's object in the GCS lake (the lake's key layout), when a bucket is set."""
         if not self.bucket:
             return None
         return f"gs://{self.bucket}/{self.lake_prefix}{schema.colour}/{filename}"
 
-    @staticmethod
     @contextlib.contextmanager
-    def counting_bytes() -> Iterator[list[int]]:
-        """The bytes processed by every query this process runs while the block runs."""
+    def metered(self) -> Iterator[list[int]]:
+        """The bytes processed by every query job this process runs while the block runs."""
         start = len(_BYTES)
         counted: list[int] = []
         try:
