@@ -190,3 +190,41 @@ def test_odd_but_good_files_load_exactly_like_their_clean_twin(instance, mirror,
     assert result.success, failure_messages(result)
     assert _metadata(instance, "bronze/yellow_tripdata")["unchanged"].value is False  # really loaded again
     assert {t: table_digest(t) for t in twin} == twin
+
+
+IMPLAUSIBLE = {
+    # kind: (how the good February becomes the suspicious file, what the message must say)
+    "half the month's rows": (lambda lines: lines[: len(lines) // 2], "far fewer than the"),
+    "every trip of another month": (lambda lines: [lines[0], *[l.replace("2019-02-", "2018-11-") for l in lines[1:]]],
+                                    "fall in 2019-02"),
+}
+
+
+@pytest.mark.parametrize("kind", list(IMPLAUSIBLE))
+def test_a_clean_but_implausible_file_is_refused_and_the_reload_tag_accepts_it_deliberately(
+        instance, mirror, tmp_path, kind):
+    from taxi_platform.sample_source import write_month
+
+    good_feb = write_month(YELLOW, "2019-02", 3_000, tmp_path / "good")
+    mirror.add(good_feb, "yellow")
+    assert _yellow(instance, "2019-02").success
+    before = {t: table_digest(t) for t in ("bronze.yellow_tripdata", "silver.yellow_tripdata")}
+    edit, expected = IMPLAUSIBLE[kind]
+    rewrite_csv(good_feb, mirror.root / "yellow" / FEB, edit)
+
+    refused = _yellow(instance, "2019-02")
+    assert not refused.success
+    message = " ".join(failure_messages(refused))
+    assert expected in message and "taxi/reload=true" in message and "partition 2019-02" in message, message
+    assert {t: table_digest(t) for t in before} == before  # the good month stays
+
+    from dagster import materialize
+
+    from taxi_platform.assets import ingest_assets
+    from taxi_platform.resources import resources_from_env
+
+    accepted = materialize([a for a in ingest_assets if "yellow" in a.key.to_user_string()], partition_key="2019-02",
+                           instance=instance, resources=resources_from_env(), tags={"taxi/reload": "true"},
+                           raise_on_error=False)
+    assert accepted.success, failure_messages(accepted)
+    assert {t: table_digest(t) for t in before} != before

@@ -146,7 +146,7 @@ def test_a_month_loaded_from_the_mirror_then_from_the_tlc_holds_exactly_the_tlc_
     month = "2020-04"
     for i, schema in enumerate((YELLOW, GREEN)):  # the mirror's CSV, and the TLC's Parquet of other trips
         write_month(schema, month, 800, mirror.root, seed=20 + i)
-        write_month_parquet(schema, month, 600, tmp_path / "tlc", seed=40 + i)
+        write_month_parquet(schema, month, 760, tmp_path / "tlc", seed=40 + i)
     server, url = serve_directory(tmp_path / "tlc")
     monkeypatch.setenv("TAXI_TLC_URL", url)
     warehouse = build_warehouse(Settings.from_env())

@@ -94,3 +94,26 @@ def test_settings_default_to_the_embedded_warehouse_under_the_data_dir(tmp_path)
     assert settings.duckdb_path == tmp_path / "warehouse.duckdb"
     assert settings.lake_dir == tmp_path / "lake"
     assert settings.source_url.startswith("https://github.com/DataTalksClub/nyc-tlc-data/releases/download")
+
+
+def test_the_tlc_source_knows_the_published_row_count_of_its_own_files_only():
+    from taxi_platform.settings import DEFAULT_TLC_URL
+    from taxi_platform.sources import TaxiSourceResource
+
+    tlc = TaxiSourceResource(source="tlc", tlc_url=DEFAULT_TLC_URL)
+    assert tlc.published_rows("yellow", "2024-01") == 2_964_624 and tlc.published_rows("green", "2020-04") == 35_644
+    assert tlc.published_rows("yellow", "2026-01") is None  # not in the metadata collected
+    assert TaxiSourceResource(source="tlc", tlc_url="http://127.0.0.1:9/copy").published_rows("yellow", "2024-01") is None
+    assert TaxiSourceResource(source="mirror").published_rows("yellow", "2019-01") is None
+
+
+def test_a_tlc_month_far_below_its_published_row_count_is_refused_unless_loaded_deliberately(tmp_path):
+    from taxi_platform.sample_source import write_month_parquet
+    from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
+
+    path = write_month_parquet(YELLOW, "2024-01", 500, tmp_path)
+    duck = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
+    with pytest.raises(BadInputError, match="fewer than the 2,964,624 the TLC published for it"):
+        duck.load_bronze(YELLOW, "2024-01", path.name, str(path), published_rows=2_964_624)
+    assert duck.published_load(YELLOW, "2024-01") is None
+    assert duck.load_bronze(YELLOW, "2024-01", path.name, str(path), published_rows=2_964_624, deliberate=True).rows == 500
