@@ -1,32 +1,9 @@
-"""Every setting the platform reads from the environment, with its default, in one place.
+"""Every setting the platform reads from the environment, with its default, in one place: the
+catalogue :data:`VARIABLES` below (what ``docs/settings.md`` is generated from: ``make docs``; a
+unit test keeps both, and every variable the code reads, in step) and :class:`Settings`, the
+values of the core ones.
 
-Switch backends and locations with these variables, never with code edits:
-
-| variable | default | what |
-|---|---|---|
-| TAXI_DATA_DIR | ./data | root of local data: raw downloads, the local lake, the DuckDB file |
-| TAXI_SOURCE | mirror | `mirror`: the DataTalksClub CSV mirror (2019-01 … 2021-07); `tlc`: the TLC's own Parquet files (yellow from 2011-01, green from 2013-08, to the last complete month) |
-| TAXI_SOURCE_URL | DataTalksClub release mirror | TAXI_SOURCE=mirror: where `<colour>/<colour>_tripdata_YYYY-MM.csv.gz` is published (http, file:// or a path) |
-| TAXI_TLC_URL | https://d37ci6vzurychx.cloudfront.net/trip-data | TAXI_SOURCE=tlc: where `<colour>_tripdata_YYYY-MM.parquet` is published (http, file:// or a path) |
-| TAXI_LAKE | local | lake backend |
-| TAXI_LAKE_DIR | <TAXI_DATA_DIR>/lake | the local lake folder |
-| TAXI_WAREHOUSE | duckdb | warehouse backend |
-| TAXI_DUCKDB_PATH | <TAXI_DATA_DIR>/warehouse.duckdb | the DuckDB file |
-| TAXI_DUCKDB_MEMORY_LIMIT | 4GB | DuckDB's memory_limit |
-| TAXI_MAX_QUARANTINE_FRACTION | 0.01 | above this share of untypable rows a month fails instead of loading |
-| TAXI_LANDING_DIR | <TAXI_DATA_DIR>/landing | where the landing sensor watches for `<colour>_tripdata_YYYY-MM.csv[.gz]`: a folder, or a GCS prefix `gs://bucket/prefix/` |
-| TAXI_PG_DSN | (the PG* variables) | TAXI_WAREHOUSE=postgres: libpq URL or key=value DSN; unset, libpq reads PGHOST, PGPORT, PGUSER, PGPASSWORD, PGDATABASE... (read when connecting, so it never shows in run config) |
-| GCP_PROJECT_ID | (from the credentials) | TAXI_LAKE=gcs / TAXI_WAREHOUSE=bigquery: the Google Cloud project (Kestra's key names) |
-| GCP_LOCATION | US | where the bucket and the dataset are created |
-| GCP_BUCKET_NAME | - | the lake bucket (required for TAXI_LAKE=gcs) |
-| GCP_DATASET | taxi | BigQuery dataset prefix: `<GCP_DATASET>_bronze`, `<GCP_DATASET>_silver` |
-| TAXI_BIGQUERY_API_ENDPOINT | (Google's) | a BigQuery emulator's URL (anonymous credentials then) |
-| TAXI_BIGQUERY_BRONZE_VIA | load | `load`: a load job copies the GCS object into a staging table; `external`: an external table over the object (the old 08_gcp_taxi flow) |
-| GOOGLE_APPLICATION_CREDENTIALS | - | service-account key file (read by the Google client libraries themselves) |
-| TAXI_DOWNLOAD_DEADLINE_SECONDS | 3600 | a month's download, retries and waits included, must end within it |
-
-Automation settings (schedules, sensors, alerts) are read by taxi_platform/schedules.py and
-taxi_platform/sensors.py; the README's "Operations" section lists them.
+Switch sources, backends and locations with these variables, never with code edits.
 """
 
 from __future__ import annotations
@@ -39,6 +16,105 @@ from taxi_platform.partitions import source_from_env
 
 DEFAULT_SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
 DEFAULT_TLC_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data"
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str
+    what: str
+    group: str
+
+
+def _group(group: str, *rows: tuple[str, str, str]) -> list[Variable]:
+    return [Variable(name, default, what, group) for name, default, what in rows]
+
+
+VARIABLES: list[Variable] = [
+    *_group(
+        "Source and data",
+        ("TAXI_SOURCE", "mirror", ("`mirror`: the DataTalksClub CSV mirror (2019-01 … 2021-07); `tlc`: the TLC's own "
+                                   "Parquet files (yellow from 2011-01, green from 2013-08, to the last complete month)")),
+        ("TAXI_SOURCE_URL", DEFAULT_SOURCE_URL, ("`TAXI_SOURCE=mirror`: where `<colour>/<colour>_tripdata_YYYY-MM.csv.gz` "
+                                                 "is published (`http(s)://`, `file://` or a path)")),
+        ("TAXI_TLC_URL", DEFAULT_TLC_URL, "`TAXI_SOURCE=tlc`: where `<colour>_tripdata_YYYY-MM.parquet` is published"),
+        ("TAXI_DOWNLOAD_DEADLINE_SECONDS", "3600", "a month's download, retries and waits included, must end within it"),
+        ("TAXI_DATA_DIR", "./data", "raw downloads, the local lake, the DuckDB file, GX results and Data Docs"),
+        ("TAXI_MAX_QUARANTINE_FRACTION", "0.01", "above this share of untypable rows a month is refused, not loaded"),
+        ("TAXI_FORCE_RELOAD", "(unset)", "`1`: reload months even when unchanged (as the run tag `taxi/reload=true`)"),
+    ),
+    *_group(
+        "Warehouse",
+        ("TAXI_WAREHOUSE", "duckdb", "`duckdb`, `postgres` or `bigquery`"),
+        ("TAXI_DUCKDB_PATH", "<TAXI_DATA_DIR>/warehouse.duckdb", "the DuckDB file"),
+        ("TAXI_DUCKDB_MEMORY_LIMIT", "4GB", "DuckDB's `memory_limit`"),
+        ("TAXI_PG_DSN", "(the PG* variables)", ("`TAXI_WAREHOUSE=postgres`: a libpq URL or `key=value` DSN; unset, libpq "
+                                                "reads `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`… Read "
+                                                "when connecting, never shown (its password is masked in every error)")),
+        ("GCP_PROJECT_ID", "(from the credentials)", "`TAXI_LAKE=gcs` / `TAXI_WAREHOUSE=bigquery`: the Google Cloud project"),
+        ("GCP_LOCATION", "US", "where the bucket and the datasets are created"),
+        ("GCP_DATASET", "taxi", "BigQuery datasets `<GCP_DATASET>_bronze`, `_silver`, `_staging`, `_gold`, `_marts`, `_seeds`"),
+        ("TAXI_BIGQUERY_API_ENDPOINT", "(Google's)", "a BigQuery emulator's URL (anonymous credentials then)"),
+        ("TAXI_BIGQUERY_BRONZE_VIA", "load", ("`load`: a load job copies the GCS object into a staging table; "
+                                              "`external`: an external table over the object (the old 08_gcp_taxi flow)")),
+        ("GOOGLE_APPLICATION_CREDENTIALS", "(unset)", "service-account key file (read by the Google client libraries)"),
+    ),
+    *_group(
+        "Lake",
+        ("TAXI_LAKE", "local", "`local` or `gcs`"),
+        ("TAXI_LAKE_DIR", "<TAXI_DATA_DIR>/lake", "the local lake folder"),
+        ("GCP_BUCKET_NAME", "(unset)", "the lake bucket (required for `TAXI_LAKE=gcs`)"),
+        ("STORAGE_EMULATOR_HOST", "(unset)", "a GCS emulator's URL"),
+    ),
+    *_group(
+        "Automation",
+        ("TAXI_AUTOMATION_DEFAULT_STATUS", "stopped", ("`running`: schedules and the publication sensor start running "
+                                                       "(a toggle set in the UI wins)")),
+        ("TAXI_SCHEDULE_TIMEZONE", "UTC", "IANA timezone of the monthly schedules"),
+        ("TAXI_LANDING_DIR", "<TAXI_DATA_DIR>/landing", ("where the landing sensor watches for "
+                                                          "`<colour>_tripdata_YYYY-MM.csv[.gz]` or `.parquet`: a folder, "
+                                                          "or a GCS prefix `gs://bucket/prefix/`")),
+        ("TAXI_LANDING_SETTLE_SECONDS", "10", "a landed file is taken once unchanged this long"),
+        ("TAXI_PUBLICATION_INTERVAL_SECONDS", "3600", "how often the publication sensor probes the source"),
+        ("TAXI_WATCHDOG_INTERVAL_SECONDS", "60", "how often `dead_run_sensor` looks for runs whose worker died"),
+    ),
+    *_group(
+        "Alerts",
+        ("TAXI_ALERT_WEBHOOK_URL", "(unset)", "a Slack-compatible incoming webhook (never shown: it is its token)"),
+        ("TAXI_ALERT_SMTP_HOST", "(unset)", "SMTP server for e-mail alerts (with `TAXI_ALERT_EMAIL_TO`)"),
+        ("TAXI_ALERT_SMTP_PORT", "25", "SMTP port"),
+        ("TAXI_ALERT_SMTP_SECURITY", "starttls on 587, ssl on 465, else none", "`none`, `starttls` or `ssl`"),
+        ("TAXI_ALERT_SMTP_USER", "(unset)", "SMTP login"),
+        ("TAXI_ALERT_SMTP_PASSWORD", "(unset)", "SMTP password"),
+        ("TAXI_ALERT_EMAIL_TO", "(unset)", "comma-separated recipients"),
+        ("TAXI_ALERT_EMAIL_FROM", "taxi-platform@localhost", "sender"),
+        ("TAXI_DAGSTER_UI_URL", "http://127.0.0.1:3000", "the UI's address, for the links in alerts"),
+    ),
+    *_group(
+        "Dagster instance (`taxi-platform instance`, `make dev`)",
+        ("DAGSTER_HOME", "./.dagster_home (make)", "the instance's folder"),
+        ("DAGSTER_PG_HOST", "(unset: SQLite)", "set: the instance keeps runs and events in PostgreSQL (dagster.yaml)"),
+        ("DAGSTER_PG_PORT", "5432", "its port"),
+        ("DAGSTER_PG_DB", "dagster", "its database"),
+        ("DAGSTER_PG_USER", "postgres", "its user"),
+        ("DAGSTER_PG_PASSWORD", "(empty)", "its password"),
+    ),
+]
+
+# Set by the platform itself, for the GX file-context's config substitution: never by users.
+INTERNAL_VARIABLES = {"TAXI_GX_WAREHOUSE_URL", "TAXI_GX_RESULTS_DIR", "TAXI_GX_DATA_DOCS_DIR"}
+
+
+def settings_markdown() -> str:
+    """docs/settings.md, from :data:`VARIABLES`."""
+    lines = ["# Settings", "",
+             ("Every environment variable the platform reads, generated from `taxi_platform/settings.py` "
+              "(`make docs`; a unit test keeps this page and the code in step)."), ""]
+    for group in dict.fromkeys(v.group for v in VARIABLES):
+        lines += [f"## {group}", "", "| variable | default | what |", "|---|---|---|"]
+        lines += [f"| `{v.name}` | {v.default} | {v.what} |" for v in VARIABLES if v.group == group]
+        lines.append("")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -112,3 +188,7 @@ def setting(name: str, transform=str):
 
 def _landing_location(value: str) -> str:
     return value if value.startswith("gs://") else str(Path(value).absolute())
+
+
+if __name__ == "__main__":
+    print(settings_markdown(), end="")

@@ -8,6 +8,7 @@ import pytest
 
 from tests.support.marts import raw_to_marts
 
+
 @pytest.mark.slow
 def test_a_real_month_from_raw_to_marts_on_postgresql_equals_the_same_month_on_duckdb(
         platform_env, postgres_server, monkeypatch):

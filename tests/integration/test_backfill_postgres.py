@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -17,11 +16,11 @@ from dagster import AssetKey, DagsterInstance, DagsterRunStatus, RunsFilter
 
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import GREEN
+from tests.support.daemon import FINISHED, stop
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 MONTHS = ["2019-01", "2019-02", "2019-03"]
-FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 
 
 def postgres_home(tmp_path: Path, postgres_server, monkeypatch) -> Path:
@@ -52,21 +51,6 @@ def failures(instance: DagsterInstance, runs) -> str:
                     lines.append(f"{run.run_id[:8]} {event.event_type_value}: {entry.message} "
                                  f"{error.to_string() if error else ''}")
     return "\n".join(lines)
-
-
-def stop(process: subprocess.Popen) -> None:
-    """Stop the daemon and everything it started (code server, run workers)."""
-    if process.poll() is None:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)  # stragglers in the group, if any
-    except ProcessLookupError:
-        pass
-    process.wait()
 
 
 @pytest.mark.slow

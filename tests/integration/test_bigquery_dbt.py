@@ -11,9 +11,6 @@ from __future__ import annotations
 import pytest
 
 from tests.support.marts import raw_to_marts
-from tests.support import bigquery as bigquery_support
-
-bigquery_emulator, bigquery_env = bigquery_support.bigquery_emulator, bigquery_support.bigquery_env  # fixtures
 
 
 @pytest.mark.slow

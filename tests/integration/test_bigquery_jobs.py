@@ -22,11 +22,8 @@ from taxi_platform.schemas import GREEN, YELLOW
 from taxi_platform.settings import Settings
 from taxi_platform.warehouse.bigquery import BigQueryWarehouseResource
 from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
-from tests.support import bigquery as bigquery_support
 from tests.support.backends import REAL_YELLOW, load_month, silver_rows
 from tests.support.runs import failure_messages, rewrite_csv
-
-bigquery_emulator, bigquery_env = bigquery_support.bigquery_emulator, bigquery_support.bigquery_env  # fixtures
 
 JAN, FEB = YELLOW.filename("2019-01"), YELLOW.filename("2019-02")
 GATE, SILVER_SUITE = ("bronze/yellow_tripdata", "gx_bronze_suite"), ("silver/yellow_tripdata", "gx_silver_suite")
@@ -108,7 +105,7 @@ def test_a_renamed_column_fails_the_bronze_gate_on_bigquery_with_duckdbs_message
     with DagsterInstance.ephemeral() as instance:
         on_duckdb = run_job(instance, "yellow", "2019-01")
     (duck_message,) = [m for m in failure_messages(on_duckdb) if "column contract" in m]
-    headline = re.compile(r"^.*?does not match the yellow column contract[^\n]*", re.S)
+    headline = re.compile(r"^.*?does not match the yellow column contract[^\n]*", re.DOTALL)
     assert headline.search(message).group(0) == headline.search(duck_message).group(0)
 
 

@@ -19,7 +19,6 @@ from taxi_platform.schemas import YELLOW
 from taxi_platform.settings import Settings
 from taxi_platform.warehouse.bigquery import BigQueryWarehouseResource
 from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
-from tests.support import bigquery as bigquery_support
 from tests.support.backends import (
     REAL_YELLOW,
     bronze_rows,
@@ -31,8 +30,6 @@ from tests.support.backends import (
 )
 from tests.support.reference import expected_silver_ids
 from tests.support.runs import failure_messages, run_months
-
-bigquery_emulator, bigquery_env = bigquery_support.bigquery_emulator, bigquery_support.bigquery_env  # fixtures
 
 YELLOW_ASSETS = [a for a in ingest_assets if "yellow" in a.key.to_user_string()]
 FILE = "yellow_tripdata_2019-01.csv.gz"

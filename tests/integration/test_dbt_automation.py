@@ -18,9 +18,9 @@ from taxi_platform.assets import ingest_assets
 from taxi_platform.assets.dbt import dbt_reference_assets
 from taxi_platform.resources import build_warehouse, resources_from_env
 from taxi_platform.settings import Settings
-from tests.integration.test_backfill_postgres import FINISHED, stop
-from tests.integration.test_sensor_landing import platform_defs
+from tests.support.daemon import FINISHED, stop
 from tests.support.runs import failure_messages
+from tests.support.sensors import platform_defs
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -15,12 +15,9 @@ from taxi_platform.assets import ingest_assets
 from taxi_platform.files import sha256_of
 from taxi_platform.lake.gcs import GCSLakeResource, LakeChecksumError
 from taxi_platform.settings import Settings
-from tests.support import gcs as gcs_support
 from tests.support.backends import REAL_YELLOW
 from tests.support.gcs import bucket_name
 from tests.support.runs import failure_messages, run_months
-
-gcs_emulator, gcs_env = gcs_support.gcs_emulator, gcs_support.gcs_env  # fixtures
 
 KEY = "yellow/yellow_tripdata_2019-01.csv.gz"
 

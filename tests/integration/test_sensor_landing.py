@@ -10,38 +10,15 @@ import time
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, Definitions, build_sensor_context
+from dagster import DagsterInstance
 
-from taxi_platform.assets import ingest_assets
-from taxi_platform.jobs import build_colour_jobs
-from taxi_platform.resources import build_warehouse, resources_from_env
+from taxi_platform.resources import build_warehouse
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import YELLOW
-from taxi_platform.sensors import build_sensors
 from taxi_platform.settings import Settings
+from tests.support.sensors import Ticks
 
 HOUR_AGO = time.time() - 3600
-
-
-def platform_defs() -> Definitions:
-    """definitions.py's Definitions, built after the test's environment is in place."""
-    jobs = build_colour_jobs(ingest_assets)
-    return Definitions(assets=ingest_assets, jobs=list(jobs.values()), sensors=build_sensors(jobs),
-                       resources=resources_from_env())
-
-
-class Ticks:
-    """Evaluates the landing sensor tick after tick, carrying the cursor as the daemon does."""
-
-    def __init__(self, instance: DagsterInstance):
-        self.defs, self.instance, self.cursor = platform_defs(), instance, None
-        self.sensor = self.defs.resolve_sensor_def("landing_sensor")
-
-    def tick(self):
-        context = build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=self.defs)
-        result = self.sensor.evaluate_tick(context)
-        self.cursor = result.cursor
-        return result.run_requests
 
 
 def drop(landing: Path, name: str, content: bytes, mtime: float = HOUR_AGO) -> Path:

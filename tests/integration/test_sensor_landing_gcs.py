@@ -14,11 +14,8 @@ from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import YELLOW
 from taxi_platform.settings import Settings
 from taxi_platform.sources.landing import _gcs_client
-from tests.integration.test_sensor_landing import Ticks
-from tests.support import gcs as gcs_support
 from tests.support.gcs import bucket_name
-
-gcs_emulator, gcs_env = gcs_support.gcs_emulator, gcs_support.gcs_env  # fixtures
+from tests.support.sensors import Ticks
 
 
 @pytest.fixture

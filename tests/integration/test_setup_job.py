@@ -9,10 +9,7 @@ from dagster import Definitions
 from taxi_platform.jobs import setup_job
 from taxi_platform.resources import resources_from_env
 from taxi_platform.sources.landing import _gcs_client
-from tests.support import bigquery as bigquery_support
 from tests.support.gcs import bucket_name
-
-bigquery_emulator, bigquery_env = bigquery_support.bigquery_emulator, bigquery_support.bigquery_env  # fixtures
 
 
 def run_setup() -> list[str]:

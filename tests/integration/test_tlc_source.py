@@ -23,12 +23,9 @@ from taxi_platform.schemas import GREEN, PARQUET, YELLOW
 from taxi_platform.settings import Settings
 from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.warehouse.postgres import PostgresWarehouseResource
-from tests.conftest import serve_directory
-from tests.support import bigquery as bigquery_support
 from tests.support.backends import silver_rows
+from tests.support.fixtures import serve_directory
 from tests.support.runs import failure_messages
-
-bigquery_emulator, bigquery_env = bigquery_support.bigquery_emulator, bigquery_support.bigquery_env  # fixtures
 
 BIN = Path(sys.executable).parent
 MONTHS = [(YELLOW, "2020-03"), (YELLOW, "2024-02"), (YELLOW, "2025-02"), (GREEN, "2020-04")]
