@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint lock clean gx-suites dbt-manifest bench browser postgres
+.PHONY: install demo test dev lint lock clean gx-suites dbt-manifest bench browser postgres docs
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,9 @@ dev: install  ## Dagster UI and daemon on http://127.0.0.1:3000
 
 gx-suites: install  ## (re)write the Great Expectations suites, checkpoints and data source in gx/
 	$(BIN)/python -m taxi_platform.checks.gx_suites
+
+docs: install  ## regenerate docs/settings.md from taxi_platform/settings.py
+	$(BIN)/python -m taxi_platform.settings > docs/settings.md
 
 # Deployments load the code location without running dbt: build the manifest into the image.
 # (A development load parses by itself when dbt_project/target/manifest.json is missing or stale.)

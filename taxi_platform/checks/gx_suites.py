@@ -13,7 +13,8 @@ and fails it at ERROR (the bronze gate blocks silver only on those).
 Suite parameters, filled per partition by the asset check: ``month_start`` and ``month_end``
 (the half-open month of the partition, ``YYYY-MM-DD HH:MM:SS``).
 
-Batches: bronze and silver validate one file (``WHERE filename = '<colour>_tripdata_YYYY-MM.csv.gz'``);
+Batches: bronze validates one landed load, before it is published (``WHERE filename = ... AND
+load_id = ...`` on ``bronze.<colour>_tripdata_landed``); silver one file (``WHERE filename = ...``);
 gold validates one partition, the rows of the month's two files (a query asset adds the month
 of each row's file as ``partition_month``, and the batch is ``WHERE partition_month = 'YYYY-MM'``);
 the mart, rebuilt whole on every run, is validated whole and reconciled with silver by an
