@@ -53,7 +53,7 @@ bench: install  ## benchmarks at the size of a real month; rewrites benchmarks/R
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 lint: install
-	$(BIN)/ruff check taxi_platform tests
+	$(BIN)/ruff check taxi_platform tests benchmarks
 
 lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
 	rm -rf /tmp/taxi-lock && $(PYTHON) -m venv /tmp/taxi-lock

@@ -29,7 +29,7 @@ def _materialize(platform_env, select: str, partition: str, **extra) -> subproce
     return subprocess.run(
         [str(BIN / "dagster"), "asset", "materialize", "-m", "taxi_platform.definitions",
          "--select", select, "--partition", partition],
-        env=_env(platform_env, **extra), capture_output=True, text=True, timeout=600)
+        env=_env(platform_env, **extra), capture_output=True, text=True, timeout=600, check=False)
 
 
 def test_the_cli_puts_the_10000_real_trips_into_silver(platform_env):
@@ -52,14 +52,14 @@ def test_silver_alone_on_an_empty_warehouse_says_to_materialize_upstream(platfor
 
 def test_the_definitions_validate(platform_env):
     done = subprocess.run([str(BIN / "dagster"), "definitions", "validate", "-m", "taxi_platform.definitions"],
-                          env=_env(platform_env), capture_output=True, text=True, timeout=300)
+                          env=_env(platform_env), capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
 
 
 def test_dg_check_defs_passes(platform_env):
     repo = Path(__file__).resolve().parents[2]
     done = subprocess.run([str(BIN / "dg"), "check", "defs"], cwd=repo,
-                          env=_env(platform_env), capture_output=True, text=True, timeout=300)
+                          env=_env(platform_env), capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
 
 
@@ -110,7 +110,7 @@ def test_two_first_runs_at_once_on_a_new_instance_both_succeed_once_it_is_prepar
     home = tmp_path / "new_dagster_home"
     env = _env(platform_env, DAGSTER_HOME=str(home))
     prepared = subprocess.run([str(BIN / "taxi-platform"), "instance"], env=env, capture_output=True,
-                              text=True, timeout=120)
+                              text=True, timeout=120, check=False)
     assert prepared.returncode == 0 and "instance: SQLite" in prepared.stdout, prepared.stderr
     runs = [subprocess.Popen(
         [str(BIN / "dagster"), "asset", "materialize", "-m", "taxi_platform.definitions",

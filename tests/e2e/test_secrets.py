@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from dagster import DagsterEventType, DagsterInstance, build_run_status_sensor_context
@@ -26,7 +27,7 @@ SECRETS = (PASSWORD, TOKEN)
 
 
 class _Webhook(http.server.BaseHTTPRequestHandler):
-    bodies: list = []
+    bodies: ClassVar[list] = []
 
     def do_POST(self):
         type(self).bodies.append(self.rfile.read(int(self.headers["Content-Length"])).decode())

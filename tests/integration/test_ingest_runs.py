@@ -159,12 +159,12 @@ def test_a_few_untypable_rows_are_quarantined_with_line_and_reason(instance, mir
     rows = build_warehouse(Settings.from_env()).query(
         "SELECT filename, line_number, reason, passenger_count FROM silver.yellow_tripdata_quarantine")
     assert rows == [(REAL, 6, "passenger_count: cannot read 'two' as INTEGER", "two")]
-    check = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_rows_quarantined"][0]
+    check = next(e for e in result.get_asset_check_evaluations() if e.check_name == "no_rows_quarantined")
     assert check.passed is False
 
 
 def _mixed_line_endings(path, target):
-    lines = gzip.open(path, "rt", newline="").read().split("\r\n")
+    lines = gzip.decompress(path.read_bytes()).decode().split("\r\n")
     text = "".join(line + ("\r\n" if i % 3 else "\n") for i, line in enumerate(lines) if line)
     with gzip.open(target, "wt", newline="") as out:
         out.write(text)

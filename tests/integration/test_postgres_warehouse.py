@@ -5,6 +5,7 @@ dropped mid-COPY that rolls back, and concurrent writers of one month that take 
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import shutil
 import threading
@@ -147,7 +148,7 @@ def test_non_finite_values_are_quarantined_and_huge_amounts_keep_distinct_ids(pg
         assert reasons == ["fare_amount: cannot read 'nan' as DOUBLE",
                            "trip_distance: cannot read 'inf' as DOUBLE", "extra: cannot read '1e309' as DOUBLE"]
         (fares,), = warehouse.query("SELECT sum(fare_amount) FROM silver.yellow_tripdata")
-        assert fares == fares  # not NaN
+        assert not math.isnan(fares)
     assert key_text(rows[2], YELLOW).split("|")[5] == "2e+40"
 
 
@@ -321,7 +322,7 @@ def test_two_writers_of_the_same_month_take_turns_instead_of_corrupting_it(pg, t
 
 
 def test_a_file_with_crlf_and_lf_line_endings_mixed_loads_as_on_duckdb(pg, duck, tlc_dir, tmp_path):
-    lines = gzip.open(tlc_dir / REAL_YELLOW, "rt", newline="").read().split("\r\n")
+    lines = gzip.decompress((tlc_dir / REAL_YELLOW).read_bytes()).decode().split("\r\n")
     path = tmp_path / JAN
     with gzip.open(path, "wt", newline="") as out:
         out.write("".join(line + ("\n" if i % 2 else "\r\n") for i, line in enumerate(lines) if line))

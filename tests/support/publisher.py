@@ -8,6 +8,7 @@ import http.server
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
 
 @dataclass
@@ -103,7 +104,7 @@ class Publisher:
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
-    def __enter__(self) -> Publisher:
+    def __enter__(self) -> Self:
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
 

@@ -40,7 +40,7 @@ def table_digest(table: str, filename: str | None = None) -> tuple[int, str]:
 
 def rewrite_csv(src: Path, dst: Path, edit) -> Path:
     """Write ``dst`` (gzipped) from ``src``'s lines after ``edit(list_of_lines)``; CRLF kept."""
-    lines = gzip.open(src, "rt", newline="").read().split("\r\n")
+    lines = gzip.decompress(Path(src).read_bytes()).decode().split("\r\n")
     dst.parent.mkdir(parents=True, exist_ok=True)
     with gzip.open(dst, "wt", newline="") as out:
         out.write("\r\n".join(edit(lines)))

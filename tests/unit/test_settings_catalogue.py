@@ -29,7 +29,7 @@ def test_every_catalogued_variable_is_read_somewhere():
     # Read by the Google client libraries themselves, not by our code.
     by_libraries = {"GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST"}
     settings = (ROOT / "taxi_platform" / "settings.py").read_text()
-    catalogue = re.search(r"^VARIABLES: .*?^\]$", settings, re.S | re.M).group(0)
+    catalogue = re.search(r"^VARIABLES: .*?^\]$", settings, re.DOTALL | re.MULTILINE).group(0)
     code = settings.replace(catalogue, "") + "\n".join(
         p.read_text() for p in (ROOT / "taxi_platform").rglob("*.py") if p.name != "settings.py")
     unread = [v.name for v in VARIABLES if v.name not in by_libraries and v.name not in code]
