@@ -29,7 +29,6 @@ PUBLISHED_MONTHS = {
     MIRROR: {"yellow": ("2019-01", "2021-07"), "green": ("2019-01", "2021-07")},
     TLC: {"yellow": ("2011-01", None), "green": ("2013-08", None)},
 }
-FIRST_MONTH = "2019-01"  # the mirror's first month (the default source)
 
 
 def source_from_env(env=None) -> str:

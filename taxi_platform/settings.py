@@ -147,11 +147,6 @@ class Settings:
     def raw_dir(self) -> Path:
         return self.data_dir / "raw"
 
-    @property
-    def landing_dir(self) -> Path | None:
-        """The landing folder; None when the landing area is a GCS prefix."""
-        return None if self.landing.startswith("gs://") else Path(self.landing)
-
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)

@@ -33,7 +33,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the repository: gx/ lives 
 GX_DIR = PROJECT_ROOT / "gx"
 
 DATASOURCE = "taxi_warehouse"  # the one SQL data source in gx/great_expectations.yml
-BATCH_BY_FILE = "by_file"  # batch definition on every table asset: one batch per `filename`
 DATA_DOCS_SITE = "local_site"
 
 URL_VAR = "TAXI_GX_WAREHOUSE_URL"

@@ -246,10 +246,6 @@ def all_suites() -> list[Suite]:
             + [gold_suite(), mart_suite()])
 
 
-def suite_by_name(name: str) -> Suite:
-    return next(s for s in all_suites() if s.name == name)
-
-
 # -- writing gx/ -----------------------------------------------------------------------------
 
 _PROJECT_CONFIG = """\

@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import functools
 import hashlib
-import shutil
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,8 +172,3 @@ class TaxiSourceResource(ClaimsItsRun, ConfigurableResource):
             response = requests.head(url, allow_redirects=True, timeout=self.timeout_seconds)
             return response.status_code == 200
         return Path(urllib.parse.urlparse(url).path if scheme == "file" else url).is_file()
-
-
-def copy_file(src: Path, dst: Path) -> None:
-    with atomic_path(dst) as tmp:
-        shutil.copyfile(src, tmp)

@@ -55,7 +55,7 @@ from pydantic import Field
 from taxi_platform import errors
 from taxi_platform.files import FileContract
 from taxi_platform.partitions import month_bounds
-from taxi_platform.schemas import TripSchema, month_of_file
+from taxi_platform.schemas import TripSchema
 from taxi_platform.settings import setting
 from taxi_platform.watchdog import ClaimsItsRun
 
@@ -328,7 +328,3 @@ class WarehouseResource(ClaimsItsRun, ConfigurableResource):
         except Exception:  # noqa: BLE001  no silver yet
             return None
         return found[0][0] if found else None
-
-
-def same_month(filename: str, partition: str) -> bool:
-    return month_of_file(filename) == partition
