@@ -1,7 +1,7 @@
 """``make bench``: the platform's benchmarks at the size of a real month; writes RESULTS.md.
 
-    python -m benchmarks.run                    # full run: 7M-row month, 3 runs each (10-25 min)
-    python -m benchmarks.run --quick            # smoke run: small months, 1 run each
+    python -m benchmarks.run                    # full run: 7M-row month, 3 runs each (25-40 min on 2 cores)
+    python -m benchmarks.run --quick            # smoke run: small months, 1 run each (about 10 min)
     python -m benchmarks.run --only floor,duckdb --repeat 5
     python -m benchmarks.run --report-only      # rewrite the report from the last results.json
 
@@ -24,42 +24,72 @@ import sys
 import time
 from pathlib import Path
 
+from taxi_platform.local_postgres import NEWEST, VERSIONS
+
 REPO = Path(__file__).resolve().parents[1]
 HERE = REPO / "benchmarks"
-MONTH = "2019-01"  # the measured month (2019 layout)
+MONTH = "2019-01"  # the measured CSV month (2019 layout), and the demo's and raw -> marts month
+PARQUET_MONTH = "2024-03"  # the measured Parquet month (the TLC's 2024 types)
 BACKFILL_START = "2019-01"
 
-# id -> (group, title). Groups are what --only selects (ids work too).
+# id -> (groups, title, input). Groups are what --only/--skip select (ids work too). The input is
+# the file the measurement reads: "month" (the CSV month), "parquet", "demo", "marts", "backfill".
 MEASUREMENTS = {
-    "floor": ("floor", "floor: `gzip -dc file > /dev/null`"),
-    "duckdb_dagster": ("duckdb", "raw → silver, DuckDB, real assets through Dagster (first load)"),
-    "duckdb_core": ("duckdb", "raw → silver, DuckDB, core functions only (load_bronze + build_silver)"),
-    "duckdb_rerun": ("rerun", "unchanged month re-run, DuckDB, through Dagster"),
-    "duckdb_dagster_lowmem": ("memory", "raw → silver, DuckDB, through Dagster, lower DuckDB memory limit"),
-    "gx": ("gx", "GX checks: bronze + silver suites on the month (DuckDB)"),
-    "pg_dagster": ("postgres", "raw → silver, PostgreSQL, real assets through Dagster (first load)"),
-    "pg_core": ("postgres", "raw → silver, PostgreSQL, core functions only"),
-    "pg_rerun": ("postgres", "unchanged month re-run, PostgreSQL, through Dagster"),
-    "kestra_first": ("kestra", "Kestra-equivalent baseline, PostgreSQL, first load"),
-    "kestra_rerun": ("kestra", "Kestra-equivalent baseline, PostgreSQL, re-run"),
-    "backfill_single_run": ("backfill", "backfill raw → marts, DuckDB, one single run"),
-    "backfill_by_month": ("backfill", "the same months as single-month runs (sum)"),
+    "floor": (("floor",), "floor: `gzip -dc file > /dev/null`", "month"),
+    "duckdb_bare": (("duckdb",), "bare DuckDB: CREATE TABLE AS SELECT, typed columns + md5 id (no bronze, no dedupe)",
+                    "month"),
+    "duckdb_dagster": (("duckdb",), "raw → silver, DuckDB, real assets through Dagster (first load)", "month"),
+    "duckdb_core": (("duckdb",), "raw → silver, DuckDB, core functions only (load_bronze + build_silver)",
+                    "month"),
+    "duckdb_rerun": (("rerun",), "unchanged month re-run, DuckDB, through Dagster", "month"),
+    "duckdb_dagster_lowmem": (("memory",), "raw → silver, DuckDB, through Dagster, lower DuckDB memory limit",
+                              "month"),
+    "gx": (("gx",), "GX checks: bronze + silver suites on the month (DuckDB)", "month"),
+    "pg_dagster": (("postgres",), "raw → silver, PostgreSQL, real assets through Dagster (first load)", "month"),
+    "pg_core": (("postgres",), "raw → silver, PostgreSQL, core functions only", "month"),
+    "pg_rerun": (("postgres",), "unchanged month re-run, PostgreSQL, through Dagster", "month"),
+    "kestra_first": (("kestra",), "Kestra-equivalent baseline, PostgreSQL, first load", "month"),
+    "kestra_rerun": (("kestra",), "Kestra-equivalent baseline, PostgreSQL, re-run", "month"),
+    "parquet_floor": (("parquet",), "Parquet month: `pyarrow.parquet.read_table` into memory", "parquet"),
+    "parquet_duckdb": (("parquet",), "Parquet month raw → silver, DuckDB, real assets through Dagster",
+                       "parquet"),
+    "parquet_pg": (("parquet", "postgres"), "Parquet month raw → silver, PostgreSQL, real assets through Dagster",
+                   "parquet"),
+    "marts_demo": (("marts",), "demo month raw → marts, DuckDB, the demo's asset job with every check", "demo"),
+    "silver_month": (("marts",), "one month raw → silver, both colours, DuckDB, through Dagster", "marts"),
+    "marts_month": (("marts",), "the same month raw → marts (ingest + dbt assets), DuckDB, through Dagster",
+                    "marts"),
+    "backfill_single_run": (("backfill",), "backfill raw → marts, DuckDB, one single run", "backfill"),
+    "backfill_by_month": (("backfill",), "the same months as single-month runs (sum)", "backfill"),
 }
-GROUPS = sorted({g for g, _ in MEASUREMENTS.values()})
+GROUPS = sorted({g for groups, _, _ in MEASUREMENTS.values() for g in groups})
 # Run only when named in --only or --also: each costs minutes at 7M rows on a small machine.
 DEFAULT_OFF = {"pg_core", "pg_rerun"}
-# Minutes per run at 7M rows (or twelve months): repeated --long-repeat times, not --repeat.
-LONG = {"pg_dagster", "pg_core", "pg_rerun", "duckdb_dagster_lowmem", "backfill_single_run", "backfill_by_month"}
+# Minutes per run at full size: repeated --long-repeat times, not --repeat.
+LONG = {"pg_dagster", "pg_core", "pg_rerun", "parquet_pg", "duckdb_dagster_lowmem", "backfill_single_run",
+        "backfill_by_month"}
+# Sizes: full run, and --quick (each overridable by its flag).
+FULL = {"rows": 7_000_000, "repeat": 3, "parquet_rows": 3_000_000, "marts_rows": 300_000, "demo_rows": 20_000,
+        "backfill_months": 12, "backfill_rows": 300_000}
+QUICK = {"rows": 200_000, "repeat": 1, "parquet_rows": 100_000, "marts_rows": 20_000, "demo_rows": 20_000,
+         "backfill_months": 3, "backfill_rows": 20_000}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: --rows 200000 --repeat 1 --backfill-months 3 --backfill-rows 20000 "
-                        "(each overridable), report to <work>/RESULTS-quick.md")
-    p.add_argument("--rows", type=int, help="rows of the measured yellow month (default 7000000)")
+                   help="smoke run: " + " ".join(f"--{k.replace('_', '-')} {v}" for k, v in QUICK.items())
+                        + " (each overridable), report to <work>/RESULTS-quick.md")
+    p.add_argument("--rows", type=int, help=f"rows of the measured yellow CSV month (default {FULL['rows']})")
     p.add_argument("--repeat", type=int, help="runs of each measurement; the median is reported (default 3)")
+    p.add_argument("--parquet-rows", type=int,
+                   help=f"rows of the yellow Parquet month {PARQUET_MONTH} (default {FULL['parquet_rows']})")
+    p.add_argument("--marts-rows", type=int,
+                   help=f"yellow rows of the raw -> marts vs raw -> silver month (default {FULL['marts_rows']}; "
+                        "green: a tenth)")
+    p.add_argument("--demo-rows", type=int,
+                   help=f"rows of each colour of the demo's month (default {FULL['demo_rows']}, as taxi-platform demo)")
     p.add_argument("--backfill-months", type=int, help="months in the backfill (default 12)")
     p.add_argument("--backfill-rows", type=int, help="yellow rows per backfill month (default 300000)")
     p.add_argument("--backfill-green-rows", type=int,
@@ -68,6 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=f"runs of the long measurements ({', '.join(sorted(LONG))}; default 1)")
     p.add_argument("--low-memory-limit", default="1GB",
                    help="TAXI_DUCKDB_MEMORY_LIMIT of duckdb_dagster_lowmem (default 1GB; the platform's is 4GB)")
+    p.add_argument("--postgres-version", choices=VERSIONS, default=NEWEST,
+                   help=f"major version of the local PostgreSQL server (default {NEWEST}; see "
+                        "taxi_platform/local_postgres.py)")
     p.add_argument("--only", help=f"comma-separated groups ({', '.join(GROUPS)}) or measurement ids")
     p.add_argument("--also", help=f"add measurements that are off by default ({', '.join(sorted(DEFAULT_OFF))})")
     p.add_argument("--skip", help="comma-separated groups or ids to leave out")
@@ -81,9 +114,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--report-only", action="store_true", help="rewrite the report from <work>/results.json")
     p.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one measured child
     args = p.parse_args(argv)
-    quick = {"rows": 200_000, "repeat": 1, "backfill_months": 3, "backfill_rows": 20_000}
-    full = {"rows": 7_000_000, "repeat": 3, "backfill_months": 12, "backfill_rows": 300_000}
-    for key, value in (quick if args.quick else full).items():
+    for key, value in (QUICK if args.quick else FULL).items():
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.backfill_green_rows is None:
@@ -102,7 +133,7 @@ def _selected(args) -> list[str]:
         unknown = names - set(GROUPS) - set(MEASUREMENTS)
         if unknown:
             sys.exit(f"unknown measurement(s) {sorted(unknown)}; groups: {GROUPS}; ids: {list(MEASUREMENTS)}")
-        return {m for m, (g, _) in MEASUREMENTS.items() if m in names or g in names}
+        return {m for m, (groups, _, _) in MEASUREMENTS.items() if m in names or names & set(groups)}
 
     chosen = expand(args.only) if args.only else set(MEASUREMENTS) - DEFAULT_OFF
     if args.only:  # a group named in --only brings its default-off members only when named by id
@@ -131,24 +162,34 @@ class Bench:
             "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                        if k not in ("worker", "report_only")},
             "month": MONTH,
-            "measurements": {m: {"title": MEASUREMENTS[m][1], "runs": []} for m in self.selected},
+            "measurements": {m: {"title": MEASUREMENTS[m][1], "input": MEASUREMENTS[m][2], "runs": []}
+                             for m in self.selected},
             "inputs": {},
             "notes": [],
         }
         self._counter = 0
+        self.month_file: Path | None = None
+        self.parquet_file: Path | None = None
 
     # -- plumbing ------------------------------------------------------------------------
     def log(self, text: str) -> None:
         print(f"[{dt.datetime.now():%H:%M:%S}] {text}", flush=True)
 
     def env(self, data_dir: Path, source: Path, warehouse: str = "duckdb",
-            pg: dict[str, str] | None = None) -> dict[str, str]:
+            pg: dict[str, str] | None = None, tlc: bool = False) -> dict[str, str]:
+        """The child's environment: the platform's settings as in production, from nothing of
+        this process's (TAXI_*, PG*, DAGSTER_* and GCP settings are dropped). ``tlc``: ``source``
+        is a folder in the TLC's Parquet layout (TAXI_SOURCE=tlc), else the CSV mirror's."""
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("TAXI_", "PG", "DAGSTER_", "GCP_", "GOOGLE_"))}
-        env.update(TAXI_DATA_DIR=str(data_dir), TAXI_SOURCE_URL=str(source), TAXI_WAREHOUSE=warehouse,
+        env.update(TAXI_DATA_DIR=str(data_dir), TAXI_WAREHOUSE=warehouse,
                    DAGSTER_HOME=str(self.dagster_home), GX_ANALYTICS_ENABLED="false",
                    DBT_SEND_ANONYMOUS_USAGE_STATS="false", DO_NOT_TRACK="1", PYTHONUNBUFFERED="1",
                    PYTHONPATH=str(REPO) + os.pathsep + env.get("PYTHONPATH", ""))
+        if tlc:
+            env.update(TAXI_SOURCE="tlc", TAXI_TLC_URL=str(source))
+        else:
+            env.update(TAXI_SOURCE="mirror", TAXI_SOURCE_URL=str(source))
         env.update(pg or {})
         return env
 
@@ -195,11 +236,13 @@ class Bench:
         (self.work / "results.json").write_text(json.dumps(self.results, indent=1, default=str))
 
     # -- inputs --------------------------------------------------------------------------
-    def sample_source(self, out: Path, months: str, rows: int, colour: str) -> float:
+    def sample_source(self, out: Path, months: str, rows: int, colours: str = "yellow",
+                      green_share: float = 1.0, fmt: str = "csv") -> float:
         """Write months with the project's own generator (`taxi-platform sample-source`)."""
         began = time.perf_counter()
         subprocess.run([sys.executable, "-m", "taxi_platform.cli", "sample-source", "--months", months,
-                        "--rows", str(rows), "--out", str(out), "--colours", colour],
+                        "--rows", str(rows), "--out", str(out), "--colours", colours,
+                        "--green-share", repr(green_share), "--format", fmt],
                        cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                        env=self.env(self.state / "gen", out))
         return time.perf_counter() - began
@@ -210,7 +253,7 @@ class Bench:
         info = {"path": str(path.relative_to(self.work)), "rows": self.args.rows, "reused": path.is_file()}
         if not path.is_file():  # files appear only when complete (written aside, renamed)
             self.log(f"generating the {self.args.rows:,}-row yellow {MONTH} into {root} ...")
-            info["generated_seconds"] = round(self.sample_source(root, MONTH, self.args.rows, "yellow"), 1)
+            info["generated_seconds"] = round(self.sample_source(root, MONTH, self.args.rows), 1)
         info["bytes"] = path.stat().st_size
         sizes = root / "sizes.json"  # the CSV size, counted once per generated file
         known = json.loads(sizes.read_text()) if sizes.is_file() else {}
@@ -221,6 +264,37 @@ class Bench:
         self.results["inputs"]["month"] = info
         self.log(f"month file: {path} ({info['bytes']:,} bytes, {info['csv_bytes']:,} as CSV, "
                  f"{'reused' if info['reused'] else 'generated'})")
+        self.month_file = path
+        return root
+
+    def parquet_source(self) -> Path:
+        """The yellow PARQUET_MONTH in the TLC's layout (a flat folder: TAXI_TLC_URL)."""
+        rows = self.args.parquet_rows
+        root = self.work / "sources" / f"parquet-{rows}"
+        path = root / f"yellow_tripdata_{PARQUET_MONTH}.parquet"
+        info = {"path": str(path.relative_to(self.work)), "month": PARQUET_MONTH, "rows": rows,
+                "reused": path.is_file()}
+        if not path.is_file():
+            self.log(f"generating the {rows:,}-row yellow {PARQUET_MONTH} Parquet file into {root} ...")
+            info["generated_seconds"] = round(self.sample_source(root, PARQUET_MONTH, rows, fmt="parquet"), 1)
+        info["bytes"] = path.stat().st_size
+        self.results["inputs"]["parquet"] = info
+        self.log(f"Parquet file: {path} ({info['bytes']:,} bytes, {'reused' if info['reused'] else 'generated'})")
+        self.parquet_file = path
+        return root
+
+    def pair_source(self, key: str, yellow_rows: int, green_rows: int) -> Path:
+        """MONTH of both colours in the mirror's layout (``key``: ``demo`` or ``marts``)."""
+        root = self.work / "sources" / f"{key}-{yellow_rows}-{green_rows}"
+        files = [root / c / f"{c}_tripdata_{MONTH}.csv.gz" for c in ("yellow", "green")]
+        info = {"path": str(root.relative_to(self.work)), "month": MONTH, "yellow_rows": yellow_rows,
+                "green_rows": green_rows, "rows": yellow_rows + green_rows, "reused": all(f.is_file() for f in files)}
+        if not info["reused"]:
+            self.log(f"generating {MONTH} with {yellow_rows:,} yellow and {green_rows:,} green rows into {root} ...")
+            info["generated_seconds"] = round(self.sample_source(
+                root, MONTH, yellow_rows, "yellow,green", green_share=green_rows / yellow_rows), 1)
+        info["bytes"] = sum(f.stat().st_size for f in files)
+        self.results["inputs"][key] = info
         return root
 
     def backfill_months(self) -> list[str]:
@@ -257,13 +331,17 @@ class Bench:
                  f"{self.args.long_repeat} of the long ones; "
                  f"work dir {self.work}")
         try:
-            month_ids = [m for m in self.selected if not m.startswith("backfill")]
-            if month_ids:
+            source = parquet = None
+            if any(MEASUREMENTS[m][2] == "month" for m in self.selected):
                 source = self.month_source()
-                self.month_file = source / "yellow" / f"yellow_tripdata_{MONTH}.csv.gz"
                 self.floor()
                 self.duckdb(source)
-                self.postgres(source)
+            if any(MEASUREMENTS[m][2] == "parquet" for m in self.selected):
+                parquet = self.parquet_source()
+                self.parquet_duckdb(parquet)
+            self.postgres(source, parquet)
+            if self.wanted("marts_demo", "silver_month", "marts_month"):
+                self.marts()
             if self.wanted("backfill_single_run", "backfill_by_month"):
                 self.backfill()
         finally:
@@ -297,6 +375,17 @@ class Bench:
         data = self.state / "duckdb"
         env = self.env(data, source)
         month = {"month": MONTH}
+        if self.wanted("duckdb_bare"):
+            from benchmarks.workers import bare_sql
+
+            self.log("bare DuckDB CREATE TABLE AS SELECT (typed columns + md5 id)")
+            self.results["bare_sql"] = bare_sql(f"<{self.month_file.name}>")
+            bare = self.state / "duckdb-bare"
+            for _ in range(repeat("duckdb_bare")):
+                self.child("duckdb_bare", "duckdb_bare",
+                           {"path": str(self.month_file), "database": str(bare / "bare.duckdb")},
+                           self.env(bare, source), rows=rows)
+            self.save()
         if self.wanted("duckdb_core"):
             self.log("raw -> silver on DuckDB, core functions")
             core_data = self.state / "duckdb-core"
@@ -336,16 +425,35 @@ class Bench:
                 self.child("gx", "gx_checks", month, env, rows=rows)
             self.save()
 
-    def postgres(self, source: Path) -> None:
-        if not self.wanted("pg_dagster", "pg_core", "pg_rerun", "kestra_first", "kestra_rerun"):
+    def parquet_duckdb(self, root: Path) -> None:
+        rows = self.args.parquet_rows
+        if self.wanted("parquet_floor"):
+            self.log("Parquet floor: pyarrow.parquet.read_table")
+            for _ in range(self.repeat("parquet_floor")):
+                self.child("parquet_floor", "pyarrow_read", {"path": str(self.parquet_file)},
+                           self.env(self.state / "parquet-floor", root, tlc=True), rows=rows)
+            self.save()
+        if self.wanted("parquet_duckdb"):
+            self.log(f"Parquet month {PARQUET_MONTH} raw -> silver on DuckDB through Dagster (TAXI_SOURCE=tlc)")
+            data = self.state / "parquet-duckdb"
+            for _ in range(self.repeat("parquet_duckdb")):
+                self.child("parquet_duckdb", "dagster_month", {"month": PARQUET_MONTH, "fresh_dir": str(data)},
+                           self.env(data, root, tlc=True), rows=rows)
+            shutil.rmtree(data, ignore_errors=True)
+            self.save()
+
+    def postgres(self, source: Path | None, parquet: Path | None) -> None:
+        csv_ids = ("pg_dagster", "pg_core", "pg_rerun", "kestra_first", "kestra_rerun")
+        if not (self.wanted(*csv_ids) and source) and not (self.wanted("parquet_pg") and parquet):
             return
         import psycopg2
 
         from benchmarks.measure import find_postmaster
-        from tests.support.postgres import start_postgres
+        from taxi_platform.local_postgres import start_postgres
 
-        self.log("starting PostgreSQL (as tests/support/postgres.py does)")
-        server = start_postgres()
+        version = self.args.postgres_version
+        self.log(f"starting PostgreSQL {version} (taxi_platform/local_postgres.py)")
+        server = start_postgres(version)
         databases: list[str] = []
 
         def create() -> tuple[str, dict[str, str]]:
@@ -354,11 +462,7 @@ class Bench:
             return name, server.env(name)
 
         def drop(name: str) -> None:
-            conn = psycopg2.connect(server.dsn())
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            conn.close()
+            server.drop_database(name)
             databases.remove(name)
 
         try:
@@ -373,70 +477,111 @@ class Bench:
                             "'max_wal_size', 'synchronous_commit', 'max_parallel_workers_per_gather')")
                 self.results["postgres_settings"] = {n: f"{s}{' × ' + u if u else ''}" for n, s, u in cur.fetchall()}
             conn.close()
-            rows, repeat, month = self.args.rows, self.repeat, {"month": MONTH}
-            data = self.state / "postgres"
-            last_platform_db = None
-            if self.wanted("pg_dagster"):
-                self.log("raw -> silver on PostgreSQL through Dagster (first load: new database each run)")
-                for _ in range(repeat("pg_dagster")):
+            if source:
+                self._postgres_month(source, roots, create, drop, server)
+            if parquet and self.wanted("parquet_pg"):
+                self.log(f"Parquet month {PARQUET_MONTH} raw -> silver on PostgreSQL through Dagster "
+                         "(new database each run)")
+                data = self.state / "parquet-postgres"
+                for _ in range(self.repeat("parquet_pg")):
                     name, pg = create()
-                    self.child("pg_dagster", "dagster_month", {**month, "fresh_dir": str(data)},
-                               self.env(data, source, "postgres", pg), server_roots=roots, rows=rows)
-                    if last_platform_db:
-                        drop(last_platform_db)
-                    last_platform_db = name
-                self.save()
-            if self.wanted("pg_core"):
-                self.log("raw -> silver on PostgreSQL, core functions")
-                for _ in range(repeat("pg_core")):
-                    name, pg = create()
-                    self.child("pg_core", "core_month", {**month, "path": str(self.month_file)},
-                               self.env(self.state / "postgres-core", source, "postgres", pg),
-                               server_roots=roots, rows=rows)
+                    self.child("parquet_pg", "dagster_month", {"month": PARQUET_MONTH, "fresh_dir": str(data)},
+                               self.env(data, parquet, "postgres", pg, tlc=True), server_roots=roots,
+                               rows=self.args.parquet_rows)
                     drop(name)
-                self.save()
-            if self.wanted("pg_rerun"):
-                if last_platform_db is None:
-                    last_platform_db, pg = create()
-                    self.child("pg_dagster", "dagster_month", {**month, "fresh_dir": str(data)},
-                               self.env(data, source, "postgres", pg), record=False, server_roots=roots)
-                self.log("unchanged month re-run on PostgreSQL through Dagster")
-                pg = server.env(last_platform_db)
-                for _ in range(repeat("pg_rerun")):
-                    self.child("pg_rerun", "dagster_month", month, self.env(data, source, "postgres", pg),
-                               server_roots=roots, rows=rows)
-                self.save()
-            if last_platform_db:
-                drop(last_platform_db)
-            if self.wanted("kestra_first", "kestra_rerun"):
-                from benchmarks.workers import kestra_sql
-
-                self.results["kestra_sql"] = kestra_sql(self.month_file.name.removesuffix(".gz"))
-                def kestra_env(pg: dict[str, str]) -> dict[str, str]:
-                    return self.env(self.state / "kestra", source, "postgres", pg)
-
-                params = {**month, "path": str(self.month_file)}
-                last = None
-                self.log("Kestra-equivalent baseline: first load (new database each run)")
-                for _ in range(repeat("kestra_first") if self.wanted("kestra_first") else 1):
-                    name, pg = create()
-                    self.child("kestra_first", "kestra", params, kestra_env(pg), server_roots=roots,
-                               rows=rows, record=self.wanted("kestra_first"))
-                    if last:
-                        drop(last)
-                    last = name
-                if self.wanted("kestra_rerun"):
-                    self.log("Kestra-equivalent baseline: re-run of the same month")
-                    for _ in range(repeat("kestra_rerun")):
-                        self.child("kestra_rerun", "kestra", params, kestra_env(server.env(last)),
-                                   server_roots=roots, rows=rows)
-                drop(last)
                 self.save()
         finally:
             for name in list(databases):  # noqa: PERF101  (drop() removes from it)
                 with contextlib.suppress(psycopg2.Error):  # the server stops next anyway
                     drop(name)
             server.stop()
+
+    def _postgres_month(self, source: Path, roots: list[int], create, drop, server) -> None:
+        rows, repeat, month = self.args.rows, self.repeat, {"month": MONTH}
+        data = self.state / "postgres"
+        last_platform_db = None
+        if self.wanted("pg_dagster"):
+            self.log("raw -> silver on PostgreSQL through Dagster (first load: new database each run)")
+            for _ in range(repeat("pg_dagster")):
+                name, pg = create()
+                self.child("pg_dagster", "dagster_month", {**month, "fresh_dir": str(data)},
+                           self.env(data, source, "postgres", pg), server_roots=roots, rows=rows)
+                if last_platform_db:
+                    drop(last_platform_db)
+                last_platform_db = name
+            self.save()
+        if self.wanted("pg_core"):
+            self.log("raw -> silver on PostgreSQL, core functions")
+            for _ in range(repeat("pg_core")):
+                name, pg = create()
+                self.child("pg_core", "core_month", {**month, "path": str(self.month_file)},
+                           self.env(self.state / "postgres-core", source, "postgres", pg),
+                           server_roots=roots, rows=rows)
+                drop(name)
+            self.save()
+        if self.wanted("pg_rerun"):
+            if last_platform_db is None:
+                last_platform_db, pg = create()
+                self.child("pg_dagster", "dagster_month", {**month, "fresh_dir": str(data)},
+                           self.env(data, source, "postgres", pg), record=False, server_roots=roots)
+            self.log("unchanged month re-run on PostgreSQL through Dagster")
+            pg = server.env(last_platform_db)
+            for _ in range(repeat("pg_rerun")):
+                self.child("pg_rerun", "dagster_month", month, self.env(data, source, "postgres", pg),
+                           server_roots=roots, rows=rows)
+            self.save()
+        if last_platform_db:
+            drop(last_platform_db)
+        if self.wanted("kestra_first", "kestra_rerun"):
+            from benchmarks.workers import kestra_sql
+
+            self.results["kestra_sql"] = kestra_sql(self.month_file.name.removesuffix(".gz"))
+
+            def kestra_env(pg: dict[str, str]) -> dict[str, str]:
+                return self.env(self.state / "kestra", source, "postgres", pg)
+
+            params = {**month, "path": str(self.month_file)}
+            last = None
+            self.log("Kestra-equivalent baseline: first load (new database each run)")
+            for _ in range(repeat("kestra_first") if self.wanted("kestra_first") else 1):
+                name, pg = create()
+                self.child("kestra_first", "kestra", params, kestra_env(pg), server_roots=roots,
+                           rows=rows, record=self.wanted("kestra_first"))
+                if last:
+                    drop(last)
+                last = name
+            if self.wanted("kestra_rerun"):
+                self.log("Kestra-equivalent baseline: re-run of the same month")
+                for _ in range(repeat("kestra_rerun")):
+                    self.child("kestra_rerun", "kestra", params, kestra_env(server.env(last)),
+                               server_roots=roots, rows=rows)
+            drop(last)
+            self.save()
+
+    def marts(self) -> None:
+        """The demo's month raw -> marts as the demo runs it, and raw -> marts against raw ->
+        silver for one month (alternating, so that other work on the machine slows both alike)."""
+        a = self.args
+        if self.wanted("marts_demo"):
+            source = self.pair_source("demo", a.demo_rows, a.demo_rows)  # the demo: both colours alike
+            self.log(f"the demo's month ({a.demo_rows:,} rows a colour) raw -> marts as taxi-platform demo runs it")
+            data = self.state / "demo"
+            for _ in range(self.repeat("marts_demo")):
+                self.child("marts_demo", "demo_month", {"month": MONTH, "fresh_dir": str(data)},
+                           self.env(data, source), rows=2 * a.demo_rows)
+            self.save()
+        if self.wanted("silver_month", "marts_month"):
+            green = max(1, a.marts_rows // 10)
+            source = self.pair_source("marts", a.marts_rows, green)
+            self.log(f"one month ({a.marts_rows:,} yellow + {green:,} green rows): raw -> silver vs raw -> marts, "
+                     "alternating")
+            for _ in range(max(self.repeat("silver_month"), self.repeat("marts_month"))):
+                for mid, through in (("silver_month", "silver"), ("marts_month", "marts")):
+                    if self.wanted(mid):
+                        data = self.state / mid
+                        self.child(mid, "month_layers", {"month": MONTH, "through": through, "fresh_dir": str(data)},
+                                   self.env(data, source), rows=a.marts_rows + green)
+                self.save()
 
     def backfill(self) -> None:
         months = self.backfill_months()

@@ -39,6 +39,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 from urllib.parse import urlparse
 
 import psycopg2
@@ -95,7 +96,7 @@ class PostgresServer:
             self._stop()
             self._stop = None
 
-    def __enter__(self) -> PostgresServer:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -172,7 +173,7 @@ def start_postgres(version: str = NEWEST) -> PostgresServer:
         opts = f"-h 127.0.0.1 -p {port} -k {base} -c fsync=off -c max_connections=200"
         started = subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-o", opts,
                                   "-l", str(log), "-w", "-t", "60", "start"],
-                                 capture_output=True, text=True)
+                                 check=False, capture_output=True, text=True)
         if started.returncode != 0:
             raise RuntimeError(f"PostgreSQL {version} did not start: {started.stderr}\n"
                                f"{log.read_text() if log.exists() else ''}")
@@ -182,7 +183,7 @@ def start_postgres(version: str = NEWEST) -> PostgresServer:
 
     def stop() -> None:
         subprocess.run([*run_as, str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                       capture_output=True)
+                       check=False, capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
     return PostgresServer("127.0.0.1", port, "postgres", version=version, _stop=stop)
