@@ -4,6 +4,7 @@ requested run loads the landed file (the source does not even have that month)."
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import time
@@ -124,3 +125,20 @@ def test_the_requested_run_loads_the_landed_file_instead_of_downloading(landing,
     assert rows == 300
     raw = result.asset_materializations_for_node("raw__yellow_tripdata")[0]
     assert raw.metadata["url"].value == (landing / made.name).absolute().as_uri()
+
+
+def test_a_landed_uncompressed_csv_is_recognised_by_content_and_loads_under_the_published_name(
+        landing, ticks, tmp_path):
+    made = write_month(YELLOW, "2019-04", 250, tmp_path / "made")
+    plain = gzip.decompress(made.read_bytes())
+    drop(landing, "yellow_tripdata_2019-04.csv", plain)
+    (request,) = ticks.tick()
+    assert request.partition_key == "2019-04"
+    job = ticks.defs.resolve_job_def(request.job_name)
+    result = job.execute_in_process(partition_key=request.partition_key, tags=request.tags,
+                                    instance=ticks.instance, raise_on_error=False)
+    assert result.success
+    warehouse = build_warehouse(Settings.from_env())
+    ((rows,),) = warehouse.query(
+        "SELECT count(*) FROM bronze.yellow_tripdata WHERE filename = 'yellow_tripdata_2019-04.csv.gz'")
+    assert rows == 250
