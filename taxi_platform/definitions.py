@@ -5,6 +5,7 @@ from dagster import Definitions, in_process_executor
 from taxi_platform.assets import build_ingest_assets
 from taxi_platform.assets.dbt import build_dbt_assets, build_dbt_automation_sensor
 from taxi_platform.checks import build_checks
+from taxi_platform.freshness_alerts import freshness_alert_sensor
 from taxi_platform.jobs import build_colour_jobs, setup_job
 from taxi_platform.resources import resources_from_env
 from taxi_platform.schedules import build_schedules
@@ -22,7 +23,7 @@ def build_definitions() -> Definitions:
         asset_checks=build_checks(),
         jobs=[*colour_jobs.values(), setup_job],
         schedules=build_schedules(colour_jobs),
-        sensors=[*build_sensors(colour_jobs), build_dbt_automation_sensor(dbt_defs)],
+        sensors=[*build_sensors(colour_jobs), build_dbt_automation_sensor(dbt_defs), freshness_alert_sensor],
         resources=resources_from_env(),
         # One process per run: a month is a chain of steps, and a step process each would only add
         # start-up time; the run's resources (and the watchdog's claim) are set up before any step.

@@ -75,3 +75,57 @@ def refused_by_gate(filename: str, partition: str, description: str) -> BadInput
     return BadInputError(
         f"{filename} (partition {partition}) was refused by the bronze gate, so the month loaded before "
         f"is kept: {description}", file=filename, partition=partition)
+
+
+# -- which errors are worth a retry (the step retry policy, taxi_platform/assets/common.py) --------
+
+# PostgreSQL SQLSTATE classes and codes of trouble that passes: connection exceptions (08),
+# transaction rollbacks such as serialization failures and deadlocks (40), insufficient resources
+# (53), an administrator's shutdown or restart (57P01-57P03), a lock not available in time (55P03).
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "40", "53", "57P0")
+_TRANSIENT_SQLSTATES = {"55P03"}
+# Said by libraries that lose a connection or a lock without a typed error of their own.
+_TRANSIENT_WORDS = ("could not set lock", "conflicting lock", "server closed the connection",
+                    "connection reset", "connection refused", "could not connect", "timed out",
+                    "temporarily unavailable", "too many requests", "service unavailable",
+                    "serialization failure", "could not serialize", "deadlock detected",
+                    "concurrent update", "rate limit")
+# Transient types named without importing their libraries (each is optional at run time).
+_TRANSIENT_TYPE_NAMES = {
+    "TransientSourceError", "LakeChecksumError",  # ours: a cut transfer, bytes that changed in transit
+    "OperationalError",  # psycopg2 / SQLAlchemy: the connection went away
+    "TransactionRollbackError", "SerializationFailure", "DeadlockDetected", "LockNotAvailable",
+    "TooManyRequests", "ServiceUnavailable", "InternalServerError", "BadGateway", "GatewayTimeout",
+    "RetryError", "TransportError",  # google.api_core / google.auth
+    "ConnectionError", "Timeout", "ChunkedEncodingError",  # requests
+    "TransactionException",  # DuckDB: a write-write conflict between transactions
+}
+_NEVER_TRANSIENT_TYPE_NAMES = {"DownloadGaveUp"}  # retried inside already: one retry layer, not two
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an error it was raised from) is trouble that passes: a lost or refused
+    connection, a timeout, a 5xx or 429, a serialization failure or deadlock, a lock held by
+    another process. Bad input and code errors are not: retrying them only repeats the failure."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        names = {cls.__name__ for cls in type(exc).__mro__}
+        if names & _NEVER_TRANSIENT_TYPE_NAMES or isinstance(exc, BadInputError):
+            return False
+        if getattr(exc, "transient", False):  # an error raised again with its secrets masked
+            return True
+        if isinstance(exc, (ConnectionError, TimeoutError)) or names & _TRANSIENT_TYPE_NAMES:
+            return True
+        sqlstate = getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
+        if isinstance(sqlstate, str) and (sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
+                                          or sqlstate in _TRANSIENT_SQLSTATES):
+            return True
+        code = getattr(exc, "code", None)  # google.api_core errors carry the HTTP status
+        if isinstance(code, int) and (code == 429 or 500 <= code < 600):
+            return True
+        text = str(exc).lower()
+        if any(word in text for word in _TRANSIENT_WORDS):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

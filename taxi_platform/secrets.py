@@ -15,6 +15,8 @@ import re
 from collections.abc import Iterable, Iterator
 from urllib.parse import urlsplit
 
+from taxi_platform.errors import is_transient
+
 MASK = "***"
 _KEY_VALUE_PASSWORD = re.compile(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(\w[\w+.-]*://[^:/@\s]*:)[^@\s]*(@)")
@@ -75,7 +77,12 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 class SecretMaskedError(RuntimeError):
-    """An error raised again with the secrets in its message masked (its type is named)."""
+    """An error raised again with the secrets in its message masked (its type is named); it
+    keeps whether the original was transient, for the retry policy."""
+
+    def __init__(self, message: str, *, transient: bool = False):
+        super().__init__(message)
+        self.transient = transient
 
 
 @contextlib.contextmanager
@@ -90,4 +97,4 @@ def secrets_masked(secrets: Iterable[str]) -> Iterator[None]:
         masked = redact(text, secrets)
         if masked == text:
             raise
-        raise SecretMaskedError(f"{type(exc).__name__}: {masked}") from None
+        raise SecretMaskedError(f"{type(exc).__name__}: {masked}", transient=is_transient(exc)) from None

@@ -38,7 +38,7 @@ import re
 import smtplib
 import ssl
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -340,11 +340,21 @@ def email_message(failed: FailedRun, sender: str, recipients: list[str]) -> Emai
 def send_alerts(failed: FailedRun, env: Mapping[str, str], log) -> list[str]:
     """Deliver to every configured channel; returns the channels used. Raises after trying all
     of them if any delivery failed."""
+    return deliver_alert(f"run {failed.run_id}", slack_payload(failed),
+                         lambda sender, recipients: email_message(failed, sender, recipients), env, log)
+
+
+def deliver_alert(what: str, payload: dict, email: Callable[[str, list[str]], EmailMessage],
+                  env: Mapping[str, str], log) -> list[str]:
+    """Post ``payload`` to TAXI_ALERT_WEBHOOK_URL and send ``email(sender, recipients)`` over SMTP,
+    each when configured, the webhook URL and SMTP password masked in every message; returns the
+    channels used. Raises after trying all of them if any delivery failed. ``what``: the alert's
+    subject in the log (``run <id>``)."""
     sent, problems = [], []
     webhook = (env.get("TAXI_ALERT_WEBHOOK_URL") or "").strip()
     if webhook:
         try:
-            response = requests.post(webhook, json=slack_payload(failed), timeout=15)
+            response = requests.post(webhook, json=payload, timeout=15)
             response.raise_for_status()
             sent.append("webhook")
         except requests.RequestException as exc:  # its text names the URL: the token
@@ -353,22 +363,23 @@ def send_alerts(failed: FailedRun, env: Mapping[str, str], log) -> list[str]:
     recipients = [r.strip() for r in (env.get("TAXI_ALERT_EMAIL_TO") or "").split(",") if r.strip()]
     if host and recipients:
         try:
-            _send_email(failed, host, recipients, env)
+            _send_email(email, host, recipients, env)
             sent.append("email")
         except (OSError, smtplib.SMTPException) as exc:
             problems.append(f"e-mail via {host}: {redact(str(exc), [env.get('TAXI_ALERT_SMTP_PASSWORD') or ''])}")
     elif host or recipients:
         problems.append("e-mail needs both TAXI_ALERT_SMTP_HOST and TAXI_ALERT_EMAIL_TO")
     for problem in problems:
-        log.error(f"alert for run {failed.run_id} not delivered: {problem}")
+        log.error(f"alert for {what} not delivered: {problem}")
     if problems:
-        raise RuntimeError(f"alert for run {failed.run_id} not delivered: " + "; ".join(problems))
+        raise RuntimeError(f"alert for {what} not delivered: " + "; ".join(problems))
     if sent:
-        log.info(f"alert for run {failed.run_id} sent by {' and '.join(sent)}")
+        log.info(f"alert for {what} sent by {' and '.join(sent)}")
     return sent
 
 
-def _send_email(failed: FailedRun, host: str, recipients: list[str], env: Mapping[str, str]):
+def _send_email(email: Callable[[str, list[str]], EmailMessage], host: str, recipients: list[str],
+                env: Mapping[str, str]):
     port = int(env.get("TAXI_ALERT_SMTP_PORT") or 25)
     security = (env.get("TAXI_ALERT_SMTP_SECURITY")
                 or {465: "ssl", 587: "starttls"}.get(port, "none")).lower()
@@ -383,7 +394,7 @@ def _send_email(failed: FailedRun, host: str, recipients: list[str], env: Mappin
             client.starttls(context=ssl.create_default_context())
         if user:
             client.login(user, password)
-        client.send_message(email_message(failed, sender, recipients))
+        client.send_message(email(sender, recipients))
 
 
 def alert_on_failure(context: RunFailureSensorContext, env: Mapping[str, str] | None = None) -> list[str]:

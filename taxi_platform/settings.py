@@ -70,13 +70,23 @@ VARIABLES: list[Variable] = [
         "Automation",
         ("TAXI_AUTOMATION_DEFAULT_STATUS", "stopped", ("`running`: schedules and the publication sensor start running "
                                                        "(a toggle set in the UI wins)")),
-        ("TAXI_SCHEDULE_TIMEZONE", "UTC", "IANA timezone of the monthly schedules"),
+        ("TAXI_SCHEDULE_TIMEZONE", "UTC", "IANA timezone of the monthly schedules and of the freshness deadlines"),
         ("TAXI_LANDING_DIR", "<TAXI_DATA_DIR>/landing", ("where the landing sensor watches for "
                                                           "`<colour>_tripdata_YYYY-MM.csv[.gz]` or `.parquet`: a folder, "
                                                           "or a GCS prefix `gs://bucket/prefix/`")),
         ("TAXI_LANDING_SETTLE_SECONDS", "10", "a landed file is taken once unchanged this long"),
         ("TAXI_PUBLICATION_INTERVAL_SECONDS", "3600", "how often the publication sensor probes the source"),
         ("TAXI_WATCHDOG_INTERVAL_SECONDS", "60", "how often `dead_run_sensor` looks for runs whose worker died"),
+    ),
+    *_group(
+        "Freshness",
+        ("TAXI_SILVER_DUE_CRON", "`0 12 10 * *` with `TAXI_SOURCE=tlc`; `none` with `mirror`",
+         ("when each `silver/<colour>_tripdata` is due a new month: at every tick of this cron one must have "
+          "been materialized since the tick before (the default: month M by the 10th of M+3, as the TLC "
+          "publishes M 47–62 days after it ends). `none`: no freshness policy")),
+        ("TAXI_MART_DUE_CRON", "silver's, a day later (`0 12 11 * *`)",
+         ("when `marts/dm_monthly_zone_revenue` is due, in the same way (a day after silver's deadline, "
+          "derived from `TAXI_SILVER_DUE_CRON` when its day of the month is 1–27). `none`: no policy")),
     ),
     *_group(
         "Alerts",

@@ -13,7 +13,6 @@ from dagster import (
 )
 
 from taxi_platform.assets.common import (
-    bad_input_fails_once,
     column_schema,
     months_of,
     months_table,
@@ -29,6 +28,7 @@ from taxi_platform.lake import LakeResource
 from taxi_platform.resources import configured_warehouse, table_metadata
 from taxi_platform.schemas import TripSchema
 from taxi_platform.sources import TaxiSourceResource
+from taxi_platform.steps import fails_at_once_unless_transient
 from taxi_platform.warehouse import WarehouseResource
 
 KNOWN_COLUMNS_CHECK = "known_columns"
@@ -66,7 +66,8 @@ def build_bronze_asset(schema: TripSchema, source: str | None = None):
         gate = BronzeGate(schema, warehouse, context)
         rows, loads, unknown, failure = [], {}, {}, None
         try:
-            with bad_input_fails_once(), warehouse.metered() as billed:
+            # Converted here (not only around the whole body) so the gate's result is reported first.
+            with fails_at_once_unless_transient(), warehouse.metered() as billed:
                 for month in months_of(context):
                     filename = upstream_file(context, ingest_key("lake", schema), month,
                                              source.filename(schema.colour, month))

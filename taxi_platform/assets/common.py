@@ -2,49 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 from dagster import (
     AssetExecutionContext,
     AssetKey,
     AssetRecordsFilter,
     BackfillPolicy,
-    Backoff,
-    Failure,
-    Jitter,
     MetadataValue,
-    RetryPolicy,
     TableColumn,
     TableSchema,
 )
 
-from taxi_platform.errors import BadInputError
-from taxi_platform.sources.http import DownloadGaveUp
-
-# Transient trouble (connection loss, 5xx, a busy database) is retried with exponential
-# backoff and jitter; bad input raises Failure(allow_retries=False) and fails once.
-TRANSIENT_RETRY_POLICY = RetryPolicy(
-    max_retries=3, delay=5, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
-
 # One run may carry many months (`--partition-range`, single-run backfills); every month is
 # still written in its own transaction.
 INGEST_BACKFILL_POLICY = BackfillPolicy.single_run()
-
-# Steps that write the warehouse share one pool (Kestra's `concurrency: limit: 1`).
-WAREHOUSE_POOL = "taxi_warehouse"
-
-
-@contextlib.contextmanager
-def bad_input_fails_once() -> Iterator[None]:
-    """Turn a BadInputError into a Dagster Failure with the message on top and no retry; so too
-    a download that gave up (it retried by itself already: one retry layer, not two)."""
-    try:
-        yield
-    except BadInputError as exc:
-        raise Failure(description=str(exc), metadata=exc.metadata, allow_retries=False) from exc
-    except DownloadGaveUp as exc:
-        raise Failure(description=str(exc), allow_retries=False) from exc
 
 
 def months_of(context: AssetExecutionContext) -> list[str]:

@@ -21,6 +21,7 @@ the warehouse after dbt has finished (while dbt runs it holds the DuckDB file).
 """
 
 
+import functools
 import json
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -52,7 +53,6 @@ from dagster_dbt import (
     dbt_assets,
 )
 
-from taxi_platform.assets.common import WAREHOUSE_POOL
 from taxi_platform.dbt_project import (
     dbt_environment,
     dbt_executable,
@@ -60,9 +60,13 @@ from taxi_platform.dbt_project import (
     prepare_manifest,
     taxi_dbt_project,
 )
+from taxi_platform.errors import is_transient
+from taxi_platform.freshness import mart_freshness_policy
 from taxi_platform.partitions import all_colours_partitions
 from taxi_platform.resources import configured_warehouse
+from taxi_platform.schemas import SCHEMAS
 from taxi_platform.secrets import redact
+from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL
 from taxi_platform.warehouse import WarehouseResource
 
 PARTITIONED_SELECT = "tag:partitioned"
@@ -79,9 +83,24 @@ _LAYER_DESCRIPTIONS = {
 SILVER = AssetSelection.key_prefixes("silver")
 SILVER_MONTHS = TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
 
+# The seeds, staging views and dim_zones are built when missing (on a fresh deployment's first
+# tick: the reference step creates silver's empty tables first, so the views can be made before
+# any month loads) and again whenever their definition changes (dagster-dbt's code version is the
+# file's checksum). Nothing here needs a hand on a new deployment.
+# (Latched until requested: on the first tick silver may still be loading, and the views wait for it.
+# Not since_last_handled(): that resets on the first evaluation, the very tick a fresh deployment needs.)
+BUILT_WHEN_MISSING_OR_CHANGED = (
+    ((AutomationCondition.initial_evaluation() & AutomationCondition.missing())
+     | AutomationCondition.missing().newly_true()
+     | AutomationCondition.code_version_changed()
+     ).since(AutomationCondition.newly_requested() | AutomationCondition.newly_updated())
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+).with_label("built when missing or changed")
+
 # gold/fct_trips follows silver: a month whose silver file (either colour) was materialized is
 # rebuilt once nothing upstream is still running. It waits while the seeds, staging views or
-# dim_zones have never been built (materialize them once; `make demo` does).
+# dim_zones are missing (they are built by the condition above).
 FOLLOWS_SILVER = (
     AutomationCondition.any_deps_updated().allow(SILVER).since_last_handled()
     & ~AutomationCondition.any_deps_missing().ignore(SILVER)
@@ -136,8 +155,12 @@ class TaxiDbtTranslator(DagsterDbtTranslator):
         url = self.warehouse.table_url(table)
         if url:
             metadata["console"] = MetadataValue.url(url)
-        return spec.replace_attributes(deps=deps, kinds={"dbt", self.warehouse.kind}).merge_attributes(
-            metadata=metadata)
+        # The marts are due a day after silver's deadline (taxi_platform/freshness.py).
+        is_mart = props["resource_type"] == "model" and _layer(props) == "marts"
+        return spec.replace_attributes(
+            deps=deps, kinds={"dbt", self.warehouse.kind},
+            freshness_policy=mart_freshness_policy() if is_mart else spec.freshness_policy,
+        ).merge_attributes(metadata=metadata)
 
     def get_asset_key(self, dbt_resource_props: Mapping[str, Any]) -> AssetKey:
         meta_key = dbt_resource_props.get("meta", {}).get("dagster", {}).get("asset_key")
@@ -171,13 +194,13 @@ class TaxiDbtTranslator(DagsterDbtTranslator):
         return ["team:data-platform"]
 
     def get_automation_condition(self, dbt_resource_props: Mapping[str, Any]) -> AutomationCondition | None:
-        if dbt_resource_props["resource_type"] != "model":
+        if dbt_resource_props["resource_type"] not in ("model", "seed"):
             return None
         if "partitioned" in dbt_resource_props.get("tags", []):
             return FOLLOWS_SILVER
         if _layer(dbt_resource_props) == "marts":
             return FOLLOWS_GOLD
-        return None  # seeds, staging views, dimensions: built by hand or by `make demo`
+        return BUILT_WHEN_MISSING_OR_CHANGED  # seeds, staging views, dimensions
 
 
     def __init__(self, warehouse: WarehouseResource, **kwargs):
@@ -260,15 +283,26 @@ def _failure_description(invocation, what: str) -> str:
     return f"dbt failed for {what}:\n\n{detail}"
 
 
+# dbt asks PyPI for its latest version and sends usage statistics unless told not to: neither is
+# wanted in a run (and a machine without internet waits for the request to time out).
+QUIET_DBT = {"DBT_VERSION_CHECK": "false", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+
+
+@functools.cache
+def dbt_cli() -> DbtCliResource:
+    """The process's one dbt CLI resource: it runs `dbt --version` once, on its first invocation,
+    instead of once per step."""
+    return DbtCliResource(project_dir=taxi_dbt_project, dbt_executable=dbt_executable())
+
+
 def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, args: list[str],
             what: str, filenames: list[str] | None = None) -> Iterator[Any]:
     """Run ``dbt <args>`` for the selected assets, then yield its events with table metadata.
     A failed model or test fails the step with dbt's messages (after the events that did happen,
     so a failed check is recorded and blocks what is downstream)."""
-    dbt = DbtCliResource(project_dir=taxi_dbt_project, dbt_executable=dbt_executable())
     with tempfile.TemporaryDirectory(prefix="dbt-") as target, warehouse.exclusive(), \
-            dbt_environment(warehouse.dbt_env()):
-        invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=Path(target))
+            dbt_environment({**QUIET_DBT, **warehouse.dbt_env()}):
+        invocation = dbt_cli().cli(args, context=context, raise_on_error=False, target_path=Path(target))
         events = list(invocation.stream())
         failed = not invocation.is_successful()
         description = redact(_failure_description(invocation, what), warehouse.secrets()) if failed else None
@@ -283,6 +317,8 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, args: 
                         warehouse, node, filenames if is_partitioned else None)})
             yield event
     if failed:
+        if is_transient(RuntimeError(description)):  # dbt reports a lost connection or lock as text
+            raise RuntimeError(description)
         raise Failure(description=description, allow_retries=False)
 
 
@@ -300,10 +336,14 @@ def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
         name="dbt_reference_assets",
         dagster_dbt_translator=translator,
         pool=WAREHOUSE_POOL,
+        retry_policy=TRANSIENT_RETRY_POLICY,
     )
     def dbt_reference_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
         """Seeds (taxi zones, payment types), the staging views over silver and the dimensions:
-        nothing here depends on the month, so these are unpartitioned."""
+        nothing here depends on the month, so these are unpartitioned. Silver's tables are created
+        (empty) when missing, so a colour's view can be made before its first month loads."""
+        for schema in SCHEMAS.values():
+            warehouse.ensure_tables(schema)
         yield from run_dbt(context, warehouse, ["build"], "the seeds, staging views and dimensions")
 
     @dbt_assets(
@@ -315,6 +355,7 @@ def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
         partitions_def=all_colours_partitions(),
         backfill_policy=BackfillPolicy.single_run(),
         pool=WAREHOUSE_POOL,
+        retry_policy=TRANSIENT_RETRY_POLICY,
     )
     def dbt_trip_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
         """gold/fct_trips for a month (or a range, in a single-run backfill): the rows of those
@@ -333,6 +374,7 @@ def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
         name="dbt_mart_assets",
         dagster_dbt_translator=translator,
         pool=WAREHOUSE_POOL,
+        retry_policy=TRANSIENT_RETRY_POLICY,
     )
     def dbt_mart_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
         """The marts, each recomputed whole over gold (unpartitioned: one table for every month)."""
@@ -342,16 +384,20 @@ def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
 
 
 def build_dbt_automation_sensor(dbt_defs: list) -> AutomationConditionSensorDefinition:
-    """Runs gold/fct_trips and the marts when their conditions above hold, so a month loaded by a
-    schedule, a sensor or a backfill reaches the marts without anyone asking. Running by default:
-    it only reacts to what was loaded and never downloads anything."""
+    """Runs the dbt assets when their conditions above hold: the seeds, staging views and
+    dim_zones when missing or changed, gold/fct_trips after silver, the marts after gold; so a
+    month loaded by a schedule, a sensor or a backfill reaches the marts without anyone asking, on
+    a fresh deployment too. Running by default: it only reacts to what was loaded and never
+    downloads anything."""
     return AutomationConditionSensorDefinition(
         "dbt_automation_sensor",
-        target=AssetSelection.assets(*dbt_defs[1:]),
+        target=AssetSelection.assets(*dbt_defs),
         default_status=DefaultSensorStatus.RUNNING,
         minimum_interval_seconds=30,
-        description=("Materializes gold/fct_trips for each month whose silver changed, then the marts "
-                     "(their automation conditions: 'follows silver', 'follows gold')."),
+        description=("Builds the seeds, staging views and dim_zones when missing or changed, "
+                     "gold/fct_trips for each month whose silver changed, then the marts (their "
+                     "automation conditions: 'built when missing or changed', 'follows silver', "
+                     "'follows gold')."),
     )
 
 

@@ -15,13 +15,11 @@ from typing import Any
 
 from dagster import AssetCheckSpec, AssetKey, asset
 
-from taxi_platform.assets.common import (
-    INGEST_BACKFILL_POLICY,
-    TRANSIENT_RETRY_POLICY,
-    WAREHOUSE_POOL,
-)
+from taxi_platform.assets.common import INGEST_BACKFILL_POLICY
+from taxi_platform.freshness import silver_freshness_policy
 from taxi_platform.partitions import partitions_for
 from taxi_platform.schemas import TripSchema
+from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, retried_only_if_transient
 
 LAYERS = ("raw", "lake", "bronze", "silver")
 
@@ -36,7 +34,7 @@ def ingest_asset(schema: TripSchema, layer: str, *, description: str, kinds: set
     """The ``@asset`` decorator of ``<layer>/<colour>_tripdata`` (its upstream is the layer before),
     partitioned by the colour's months at ``source`` (TAXI_SOURCE when not given)."""
     before = LAYERS[LAYERS.index(layer) - 1] if layer != LAYERS[0] else None
-    return asset(
+    decorate = asset(
         key=ingest_key(layer, schema),
         deps=[ingest_key(before, schema)] if before else None,
         group_name=layer,
@@ -50,4 +48,7 @@ def ingest_asset(schema: TripSchema, layer: str, *, description: str, kinds: set
         metadata=metadata,
         check_specs=list(check_specs) or None,
         description=description,
+        # silver: a new month is due at every deadline (taxi_platform/freshness.py)
+        freshness_policy=silver_freshness_policy(source) if layer == "silver" else None,
     )
+    return lambda compute: decorate(retried_only_if_transient(compute))

@@ -6,7 +6,7 @@ import os
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
-from taxi_platform.assets.common import bad_input_fails_once, months_of, months_table, upstream_file
+from taxi_platform.assets.common import months_of, months_table, upstream_file
 from taxi_platform.assets.factory import ingest_asset, ingest_key
 from taxi_platform.errors import BadInputError
 from taxi_platform.lake import LakeResource
@@ -31,25 +31,24 @@ def build_lake_asset(schema: TripSchema, source: str | None = None):
     def lake_tripdata(context: AssetExecutionContext, source: TaxiSourceResource,
                       lake: LakeResource) -> MaterializeResult:
         rows = []
-        with bad_input_fails_once():
-            for month in months_of(context):
-                filename = upstream_file(context, ingest_key("raw", schema), month,
-                                         source.filename(schema.colour, month))
-                raw_path = source.local_path(schema.colour, filename)
-                if not raw_path.is_file():
-                    raise BadInputError(
-                        f"{filename} (partition {month}) is not on local disk at {raw_path}: "
-                        f"materialize raw/{schema.table} for {month} first.", file=filename, partition=month)
-                sidecar = raw_path.with_name(raw_path.name + ".json")
-                sha256 = None
-                if sidecar.is_file():
-                    info = json.loads(sidecar.read_text())
-                    if info.get("size") == os.path.getsize(raw_path):
-                        sha256 = info["sha256"]
-                obj = lake.put(raw_path, lake_key(schema, filename), sha256=sha256)
-                context.log.info(f"{filename}: {'unchanged at' if obj.unchanged else 'stored as'} {obj.uri}")
-                rows.append({"month": month, "file": filename, "uri": obj.uri, "bytes": obj.size,
-                             "sha256": obj.sha256, "unchanged": obj.unchanged})
+        for month in months_of(context):
+            filename = upstream_file(context, ingest_key("raw", schema), month,
+                                     source.filename(schema.colour, month))
+            raw_path = source.local_path(schema.colour, filename)
+            if not raw_path.is_file():
+                raise BadInputError(
+                    f"{filename} (partition {month}) is not on local disk at {raw_path}: "
+                    f"materialize raw/{schema.table} for {month} first.", file=filename, partition=month)
+            sidecar = raw_path.with_name(raw_path.name + ".json")
+            sha256 = None
+            if sidecar.is_file():
+                info = json.loads(sidecar.read_text())
+                if info.get("size") == os.path.getsize(raw_path):
+                    sha256 = info["sha256"]
+            obj = lake.put(raw_path, lake_key(schema, filename), sha256=sha256)
+            context.log.info(f"{filename}: {'unchanged at' if obj.unchanged else 'stored as'} {obj.uri}")
+            rows.append({"month": month, "file": filename, "uri": obj.uri, "bytes": obj.size,
+                         "sha256": obj.sha256, "unchanged": obj.unchanged})
         files = MetadataValue.json({r["month"]: r["file"] for r in rows})
         if len(rows) == 1:
             (r,) = rows

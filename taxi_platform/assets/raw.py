@@ -4,7 +4,7 @@ import json
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
-from taxi_platform.assets.common import bad_input_fails_once, months_of, months_table, tag_run
+from taxi_platform.assets.common import months_of, months_table, tag_run
 from taxi_platform.assets.factory import ingest_asset
 from taxi_platform.schemas import CSV_GZ, PARQUET, TripSchema
 from taxi_platform.sources import TaxiSourceResource
@@ -47,18 +47,17 @@ def build_raw_asset(schema: TripSchema, source: str | None = None):
     )
     def raw_tripdata(context: AssetExecutionContext, source: TaxiSourceResource) -> MaterializeResult:
         rows = []
-        with bad_input_fails_once():
-            for month in months_of(context):
-                landed = landed_file_for(context.run.tags, schema, month)
-                filename = published_name(schema, month, landed, source)
-                got = (source.copy_landed(landed, schema.colour, filename, month) if landed
-                       else source.download(schema.colour, filename, month))
-                # Sidecar checksum: the lake step trusts it instead of hashing the file again.
-                got.path.with_name(got.path.name + ".json").write_text(
-                    json.dumps({"sha256": got.sha256, "size": got.size, "url": got.url}))
-                context.log.info(f"{filename}: {got.size:,} bytes from {got.url} (sha256 {got.sha256[:12]}…)")
-                rows.append({"month": month, "file": filename, "bytes": got.size,
-                             "sha256": got.sha256, "url": got.url, "path": str(got.path)})
+        for month in months_of(context):
+            landed = landed_file_for(context.run.tags, schema, month)
+            filename = published_name(schema, month, landed, source)
+            got = (source.copy_landed(landed, schema.colour, filename, month) if landed
+                   else source.download(schema.colour, filename, month))
+            # Sidecar checksum: the lake step trusts it instead of hashing the file again.
+            got.path.with_name(got.path.name + ".json").write_text(
+                json.dumps({"sha256": got.sha256, "size": got.size, "url": got.url}))
+            context.log.info(f"{filename}: {got.size:,} bytes from {got.url} (sha256 {got.sha256[:12]}…)")
+            rows.append({"month": month, "file": filename, "bytes": got.size,
+                         "sha256": got.sha256, "url": got.url, "path": str(got.path)})
         tag_run(context, schema.colour, [r["file"] for r in rows])
         files = MetadataValue.json({r["month"]: r["file"] for r in rows})
         if len(rows) == 1:

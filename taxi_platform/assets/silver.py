@@ -11,7 +11,6 @@ from dagster import (
 )
 
 from taxi_platform.assets.common import (
-    bad_input_fails_once,
     column_schema,
     months_of,
     months_table,
@@ -61,7 +60,7 @@ def build_silver_asset(schema: TripSchema, source: str | None = None):
     def silver_tripdata(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         results, loads, rebuilt_any = [], {}, False
         bronze_key = ingest_key("bronze", schema)
-        with bad_input_fails_once(), warehouse.metered() as billed:
+        with warehouse.metered() as billed:
             for month in months_of(context):
                 in_bronze = warehouse.published_load(schema, month)
                 filename = in_bronze.filename if in_bronze else schema.filename(month)

@@ -53,6 +53,7 @@ from taxi_platform.checks.gx_suites import (
 from taxi_platform.partitions import all_colours_partitions, partitions_for
 from taxi_platform.schemas import SCHEMAS, TripSchema
 from taxi_platform.secrets import secrets_masked
+from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, retried_only_if_transient
 from taxi_platform.warehouse import WarehouseResource
 
 # validate(gx context, suite, month or None, warehouse, run name) -> the outcome of one batch
@@ -82,12 +83,15 @@ def _build(suite: Suite, validate: Validate, partitions_def, extra_description: 
         blocking=False,
         partitions_def=partitions_def if partitioned else None,
         compute_kind="great_expectations",
+        retry_policy=TRANSIENT_RETRY_POLICY,  # a lost connection is retried; a failed expectation is a result
+        pool=WAREHOUSE_POOL,
         metadata={"gx_suite": suite.name, "gx_checkpoint": suite.name},
         description=(
             f"Great Expectations suite `{suite.name}` (gx/expectations/{suite.name}.json) on "
             f"{batch} of `{suite.asset_name}`, validated in the warehouse"
             + extra_description + f". Expectations: {_rules_text(suite)}"),
     )
+    @retried_only_if_transient
     def _gx_check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
         months = context.partition_keys if partitioned else [None]
         with warehouse.exclusive(), secrets_masked(warehouse.secrets()), open_context(warehouse) as gx_context:

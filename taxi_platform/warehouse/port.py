@@ -112,6 +112,15 @@ class PublishedLoad:
     rows: int
 
 
+@dataclass(frozen=True)
+class FileRowCounts:
+    """What the warehouse holds of one file now, counted by filename (the row reconciliation)."""
+
+    bronze: int  # rows of the file in bronze (the published load)
+    silver: int  # rows of the file in silver
+    quarantined: int  # rows of the file in silver's quarantine
+
+
 Gate = Callable[[str], str | None]  # load id -> None when it passes, else what it refuses
 
 
@@ -175,6 +184,11 @@ class WarehouseResource(ClaimsItsRun, ConfigurableResource):
         """Create what the warehouse needs before a first load, if missing; returns what was
         done. Embedded and self-hosted warehouses create their schemas on the first load."""
         return [f"{self.name}: nothing to create ahead (schemas and tables come with the first load)"]
+
+    def ensure_tables(self, schema: TripSchema) -> None:
+        """Create the colour's silver tables (and what else its backend creates with them) if
+        missing, empty: the dbt staging views read silver before its first month loads."""
+        raise NotImplementedError
 
     # -- SQL -------------------------------------------------------------------------------------
     def query(self, sql: str, params: list[Any] | None = None) -> list[tuple]:
@@ -328,3 +342,26 @@ class WarehouseResource(ClaimsItsRun, ConfigurableResource):
         except Exception:  # noqa: BLE001  no silver yet
             return None
         return found[0][0] if found else None
+
+    # -- row reconciliation (taxi_platform/checks/reconciliation.py) ------------------------------
+    def file_row_counts(self, schema: TripSchema, filename: str) -> FileRowCounts:
+        """The rows of ``filename`` in bronze, silver and silver's quarantine, counted now."""
+        t = schema.table
+        (bronze, silver, quarantined), = self.query(
+            f"SELECT (SELECT count(*) FROM bronze.{t} WHERE filename = ?), "
+            f"(SELECT count(*) FROM silver.{t} WHERE filename = ?), "
+            f"(SELECT count(*) FROM silver.{t}_quarantine WHERE filename = ?)", [filename] * 3)
+        return FileRowCounts(bronze, silver, quarantined)
+
+    def silver_rows_by_file(self, schema: TripSchema, filenames: list[str]) -> dict[str, int]:
+        """{filename: rows in silver} for those of ``filenames`` silver holds rows of."""
+        return self._rows_by_file(f"silver.{schema.table}", filenames)
+
+    def gold_rows_by_file(self, filenames: list[str]) -> dict[str, int]:
+        """{filename: rows in gold.fct_trips} for those of ``filenames`` it holds rows of."""
+        return self._rows_by_file("gold.fct_trips", filenames)
+
+    def _rows_by_file(self, table: str, filenames: list[str]) -> dict[str, int]:
+        marks = ", ".join("?" for _ in filenames)
+        return dict(self.query(f"SELECT filename, count(*) FROM {table} WHERE filename IN ({marks}) "
+                               "GROUP BY filename", list(filenames)))

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, RunsFilter
 
+from tests.support.publisher import Behaviour, Publisher
 from tests.support.runs import table_digest
 
 BIN = Path(sys.executable).parent
@@ -42,6 +43,19 @@ def test_the_cli_puts_the_10000_real_trips_into_silver(platform_env):
     assert again.returncode == 0, again.stderr[-3000:]
     assert "silver__yellow_tripdata" in again.stderr and "bronze__yellow_tripdata" not in again.stderr
     assert table_digest("silver.yellow_tripdata", REAL)[0] == 10_000
+
+
+def test_the_cli_download_waits_out_a_429_and_resumes_a_cut_transfer_with_a_range_request(
+        platform_env, tlc_dir):
+    payload = (tlc_dir / "mirror" / "yellow" / REAL).read_bytes()
+    behaviour = Behaviour(payload=payload, throttle_first=1, retry_after="1", cut_first_at=0.5)
+    with Publisher(behaviour) as publisher:
+        done = _materialize(platform_env, "raw/yellow_tripdata", "2019-01", TAXI_SOURCE_URL=publisher.url)
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranges = [headers.get("Range") for _, _, headers in behaviour.requests]
+    assert ranges == [None, None, f"bytes={len(payload) // 2}-"]  # the 429, the cut answer, the rest
+    assert behaviour.bytes_sent < 1.6 * len(payload)
+    assert (platform_env.data_dir / "raw" / "yellow" / REAL).read_bytes() == payload
 
 
 def test_silver_alone_on_an_empty_warehouse_says_to_materialize_upstream(platform_env):

@@ -8,11 +8,15 @@ import pytest
 
 from tests.support.marts import raw_to_marts
 
+_DUCKDB: list = []  # the DuckDB warehouse, fct_trips and mart of the first test
+
 
 @pytest.mark.slow
 def test_a_real_month_from_raw_to_marts_on_postgresql_equals_the_same_month_on_duckdb(
         platform_env, postgres_server, monkeypatch):
-    duck, duck_trips, duck_mart = raw_to_marts(monkeypatch, {"TAXI_WAREHOUSE": "duckdb"})
+    if not _DUCKDB:  # the same for both PostgreSQL versions: run once
+        _DUCKDB.extend(raw_to_marts(monkeypatch, {"TAXI_WAREHOUSE": "duckdb"}))
+    duck, duck_trips, duck_mart = _DUCKDB
     pg, pg_trips, pg_mart = raw_to_marts(
         monkeypatch, {"TAXI_WAREHOUSE": "postgres", **postgres_server.env(postgres_server.create_database())})
     assert (duck.name, pg.name) == ("duckdb", "postgres")

@@ -60,6 +60,9 @@ def test_the_colour_jobs_run_on_bigquery_with_the_gate_and_the_silver_suite_vali
             evaluation = checks[(asset, check)]
             assert evaluation.passed, evaluation.description
             assert evaluation.metadata["evaluated_expectations"].value > 0
+        reconciled = checks[(f"silver/{colour}_tripdata", "row_reconciliation")]
+        assert reconciled.passed, reconciled.description
+        assert reconciled.metadata["file_rows"].value == reconciled.metadata["silver_accounted"].value > 0
     assert checks[("silver/green_tripdata", "gx_silver_suite")].metadata["rows_validated"].value > 0
     # silver's ids (and rows) are DuckDB's for the same file
     duck = DuckDBWarehouseResource(path=str(tmp_path / "reference.duckdb"))
@@ -77,6 +80,9 @@ def test_a_two_month_single_run_backfill_of_the_yellow_job_loads_both_months_wit
     checks = evaluations(result)
     assert checks[GATE].passed and checks[SILVER_SUITE].passed
     assert "2019-01" in checks[GATE].metadata["months"].value and "2019-02" in checks[GATE].metadata["months"].value
+    reconciled = checks[("silver/yellow_tripdata", "row_reconciliation")]
+    assert reconciled.passed and reconciled.metadata["months_not_reconciled"].value == [], reconciled.description
+    assert JAN in reconciled.description and FEB in reconciled.description
     counts = dict(build_warehouse(Settings.from_env()).query(
         "SELECT filename, COUNT(*) FROM silver.yellow_tripdata GROUP BY filename"))
     assert counts[JAN] == 10_000 and 0 < counts[FEB] <= 600

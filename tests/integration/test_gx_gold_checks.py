@@ -6,6 +6,7 @@ ERROR with a message that names what is wrong."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,29 @@ TRIPS = 10_000 + 8  # the real yellow month and the real green head
 @pytest.fixture
 def instance(platform_env):
     with DagsterInstance.get() as instance:  # the fixture's DAGSTER_HOME
+        yield instance
+
+
+_JANUARY: dict[str, Path] = {}  # the copy of a built January, for the tests of this module
+
+
+@pytest.fixture
+def january(platform_env, tmp_path_factory):
+    """The data dir (DuckDB, lake, GX results) and DAGSTER_HOME after raw to marts for 2019-01:
+    built by the first test that asks, then copied for the others (a build takes minutes and
+    each test only tampers with its result). Yields the instance."""
+    if "copy" not in _JANUARY:
+        with DagsterInstance.get() as instance:
+            build_january(instance)
+        copy = tmp_path_factory.mktemp("january")
+        shutil.copytree(platform_env.data_dir, copy / "data")
+        shutil.copytree(platform_env.dagster_home, copy / "dagster_home")
+        _JANUARY["copy"] = copy
+    else:
+        for built, here in (("data", platform_env.data_dir), ("dagster_home", platform_env.dagster_home)):
+            shutil.rmtree(here, ignore_errors=True)
+            shutil.copytree(_JANUARY["copy"] / built, here)
+    with DagsterInstance.get() as instance:
         yield instance
 
 
@@ -101,8 +125,8 @@ def test_a_clean_real_month_passes_the_gold_and_mart_checks_with_their_metadata(
     assert_data_docs(meta, platform_env)
 
 
-def test_a_duplicated_trip_in_fct_trips_fails_the_gold_check_at_error_naming_the_trip(instance):
-    build_january(instance)
+def test_a_duplicated_trip_in_fct_trips_fails_the_gold_check_at_error_naming_the_trip(january):
+    instance = january
     (trip_id,), = warehouse().query(
         "SELECT trip_id FROM gold.fct_trips WHERE service_type = 'Green' ORDER BY trip_id LIMIT 1")
     warehouse().query("INSERT INTO gold.fct_trips SELECT * FROM gold.fct_trips WHERE trip_id = ? "
@@ -137,8 +161,8 @@ def _mismatch(check) -> dict:
     return row
 
 
-def test_an_altered_mart_total_fails_the_reconciliation_at_error_naming_the_month(instance):
-    build_january(instance)
+def test_an_altered_mart_total_fails_the_reconciliation_at_error_naming_the_month(january):
+    instance = january
     (silver_total,), = warehouse().query(
         "SELECT sum(total_amount) FROM silver.yellow_tripdata "
         "WHERE tpep_pickup_datetime >= '2019-01-01' AND tpep_pickup_datetime < '2019-02-01'")
@@ -159,8 +183,8 @@ def test_an_altered_mart_total_fails_the_reconciliation_at_error_naming_the_mont
     assert "'revenue_month': '2019-01-01', 'service_type': 'Yellow'" in checks[MART_CHECK].description
 
 
-def test_silver_trips_changed_after_the_mart_was_built_fail_the_reconciliation_naming_each_month(instance):
-    build_january(instance)
+def test_silver_trips_changed_after_the_mart_was_built_fail_the_reconciliation_naming_each_month(january):
+    instance = january
     # after the mart: a green trip's total gains 10 USD, a yellow trip disappears from silver
     (green_id, green_month), = warehouse().query(
         "SELECT unique_row_id, CAST(date_trunc('month', lpep_pickup_datetime) AS DATE) "

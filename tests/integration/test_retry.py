@@ -1,6 +1,8 @@
 """Retries, through Dagster, against a local HTTP server: a flaky server (503s) is retried by the
 download itself, the one retry layer of a download; a download that gives up, and a 404, fail the
-step once, at once, with no step retry around them."""
+step once, at once, with no step retry around them. A code error fails at once too; a lost
+connection is retried by the step's policy. The dbt steps and GX checks have the same policy and
+the warehouse pool."""
 
 from __future__ import annotations
 
@@ -11,8 +13,8 @@ import pytest
 from dagster import Backoff, DagsterEventType, DagsterInstance, Jitter, materialize
 
 from taxi_platform.assets import ingest_assets, raw_assets
-from taxi_platform.assets.common import TRANSIENT_RETRY_POLICY
 from taxi_platform.sources import TaxiSourceResource
+from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL
 
 REAL = "yellow_tripdata_2019-01.csv.gz"
 
@@ -103,3 +105,52 @@ def test_every_ingest_asset_retries_transient_errors_with_exponential_backoff_an
     assert TRANSIENT_RETRY_POLICY.jitter == Jitter.PLUS_MINUS and TRANSIENT_RETRY_POLICY.max_retries >= 1
     for assets_def in ingest_assets:
         assert assets_def.node_def.retry_policy == TRANSIENT_RETRY_POLICY, assets_def.key
+
+
+# What the broken source raises, in turn, before it downloads for real; and its calls.
+_PLAN: dict[str, list] = {"errors": [], "calls": []}
+
+
+class _BrokenSource(TaxiSourceResource):
+    """A source whose download raises the planned errors in turn, then downloads for real."""
+
+    def download(self, colour, filename, month):
+        _PLAN["calls"].append(filename)
+        if len(_PLAN["calls"]) <= len(_PLAN["errors"]):
+            raise _PLAN["errors"][len(_PLAN["calls"]) - 1]
+        return super().download(colour, filename, month)
+
+
+def run_with(errors: list[Exception], url, tmp_path):
+    _PLAN.update(errors=errors, calls=[])
+    raw_yellow = next(a for a in raw_assets if a.key.path == ["raw", "yellow_tripdata"])
+    source = _BrokenSource(base_url=url, download_dir=str(tmp_path / "raw"))
+    return materialize([raw_yellow], partition_key="2019-01", resources={"source": source},
+                       instance=DagsterInstance.ephemeral(), raise_on_error=False)
+
+
+def test_a_code_error_fails_the_step_at_once_with_its_type_and_message_and_no_retry(server, tmp_path):
+    _, url = server
+    result = run_with([KeyError("vendorid")], url, tmp_path)
+    assert not result.success
+    assert len(_PLAN["calls"]) == 1
+    assert events(result, DagsterEventType.STEP_UP_FOR_RETRY) == []
+    (failure,) = events(result, DagsterEventType.STEP_FAILURE)
+    assert "KeyError: 'vendorid'" in failure.event_specific_data.error.message
+
+
+def test_a_lost_connection_is_retried_by_the_step_policy_and_the_month_then_loads(server, tmp_path):
+    _, url = server
+    result = run_with([ConnectionResetError("peer reset")], url, tmp_path)
+    assert result.success
+    assert len(_PLAN["calls"]) == 2
+    assert len(events(result, DagsterEventType.STEP_UP_FOR_RETRY)) == 1
+
+
+def test_the_dbt_steps_and_gx_checks_retry_as_the_ingest_assets_do_and_take_the_warehouse_pool():
+    from taxi_platform.assets.dbt import build_dbt_assets
+    from taxi_platform.checks import build_checks
+
+    for definition in [*build_dbt_assets(), *build_checks()]:
+        assert definition.node_def.retry_policy == TRANSIENT_RETRY_POLICY, definition.node_def.name
+        assert definition.node_def.pool == WAREHOUSE_POOL, definition.node_def.name

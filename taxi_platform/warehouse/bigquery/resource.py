@@ -61,7 +61,13 @@ from taxi_platform.warehouse.bigquery.sql import (
     silver_script,
     untypable_sql,
 )
-from taxi_platform.warehouse.port import IncomingProfile, PublishedLoad, SilverResult, WarehouseResource
+from taxi_platform.warehouse.port import (
+    FileRowCounts,
+    IncomingProfile,
+    PublishedLoad,
+    SilverResult,
+    WarehouseResource,
+)
 
 
 class BigQueryWarehouseResource(WarehouseResource):
@@ -157,6 +163,9 @@ class BigQueryWarehouseResource(WarehouseResource):
         made = self.ensure_datasets()
         return [f"dataset {name} {'created in ' + self.location if name in made else 'exists'}"
                 for name in (self.bronze_dataset, self.silver_dataset)]
+
+    def ensure_tables(self, schema: TripSchema) -> None:
+        self._ensure_tables(self.client(), schema)
 
     def _ensure_tables(self, client, schema: TripSchema, extra_columns: list[str] = ()) -> None:
         """Create bronze's and silver's tables and view if missing (migrating the bronze table of
@@ -266,6 +275,49 @@ class BigQueryWarehouseResource(WarehouseResource):
         return next(iter(self._run(
             f"SELECT COUNT(*) FROM (SELECT unique_row_id FROM silver.{schema.table} WHERE DATE({schema.pickup}) "
             "BETWEEN @first AND @last GROUP BY 1 HAVING COUNT(*) > 1)", {"first": first, "last": last})))[0]
+
+    def file_row_counts(self, schema: TripSchema, filename: str) -> FileRowCounts:
+        """Bronze's rows of the file and the days of their pickups (one read of the file's blocks:
+        bronze is clustered by filename), then silver's rows of the file in those days'
+        partitions only, and the quarantine's."""
+        bronze, first, last = next(iter(self._run(
+            f"SELECT COUNT(*), {self._pickup_days(schema)} FROM bronze.{schema.table} WHERE filename = @filename",
+            {"filename": filename}))).values()
+        silver, quarantined = next(iter(self._run(
+            f"SELECT (SELECT COUNT(*) FROM silver.{schema.table} WHERE filename = @filename"
+            f"{self._in_days(schema, first)}), "
+            f"(SELECT COUNT(*) FROM silver.{schema.table}_quarantine WHERE filename = @filename)",
+            {"filename": filename, **({"first": first, "last": last} if first else {})}))).values()
+        return FileRowCounts(bronze, silver, quarantined)
+
+    def silver_rows_by_file(self, schema: TripSchema, filenames: list[str]) -> dict[str, int]:
+        """As on the other warehouses, reading only the partitions of the days bronze's rows of
+        the files were picked up on (where silver's rows of them are)."""
+        names = ", ".join(f"@f{i}" for i in range(len(filenames)))
+        params: dict[str, Any] = {f"f{i}": name for i, name in enumerate(filenames)}
+        first, last = next(iter(self._run(
+            f"SELECT {self._pickup_days(schema)} FROM bronze.{schema.table} WHERE filename IN ({names})",
+            params))).values()
+        if first:
+            params.update(first=first, last=last)
+        return {row[0]: row[1] for row in self._run(
+            f"SELECT filename, COUNT(*) FROM silver.{schema.table} WHERE filename IN ({names})"
+            f"{self._in_days(schema, first)} GROUP BY filename", params)}
+
+    @staticmethod
+    def _pickup_days(schema: TripSchema) -> str:
+        """The first and last day of the landed pickups, typed as silver types them."""
+        day = f"DATE(SAFE_CAST(TRIM({schema.pickup}) AS DATETIME))"
+        return f"MIN({day}), MAX({day})"
+
+    @staticmethod
+    def _in_days(schema: TripSchema, first) -> str:
+        """A filter on silver's partition column, constant bounds (``@first``, ``@last``) so that
+        BigQuery prunes; a row with no pickup is in the NULL partition. Empty when bronze no longer
+        holds the file (silver's rows are then found by its clustering on filename alone)."""
+        if not first:
+            return ""
+        return f" AND (DATE({schema.pickup}) BETWEEN @first AND @last OR {schema.pickup} IS NULL)"
 
     def source_uri(self, schema: TripSchema, filename: str) -> str | None:
         """The month's object in the GCS lake (the lake's key layout), when a bucket is set."""

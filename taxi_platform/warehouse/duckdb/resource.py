@@ -271,6 +271,11 @@ class DuckDBWarehouseResource(WarehouseResource):
                 for i, c in enumerate(schema.columns) if row[2 * i]]
 
     # -- silver ----------------------------------------------------------------------------------
+    def ensure_tables(self, schema: TripSchema) -> None:
+        with self.connect() as conn:
+            for ddl in self._silver_ddl(schema):
+                conn.execute(ddl)
+
     def _silver_ddl(self, schema: TripSchema) -> list[str]:
         silver, quarantine = f"silver.{schema.table}", f"silver.{schema.table}_quarantine"
         typed_cols = ", ".join(f'"{c.sql_name}" {SQL_TYPES[c.type]}' for c in schema.columns)

@@ -209,6 +209,9 @@ class PostgresWarehouseResource(WarehouseResource):
             [schema or "public", name])
 
     # -- DDL -------------------------------------------------------------------------------------
+    def ensure_tables(self, schema: TripSchema) -> None:
+        self._ensure_tables(schema)
+
     def _ensure_tables(self, schema: TripSchema, extra_columns: list[str] = ()) -> None:
         """Create schemas, tables, view and helper functions if missing (migrating the layout of
         earlier versions, adding columns new to the contract or to a file), in a transaction of
