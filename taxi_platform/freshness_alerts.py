@@ -33,7 +33,7 @@ from dagster import (
 )
 
 from taxi_platform.freshness import freshness_policy_for
-from taxi_platform.sensors import DEFAULT_UI_URL, deliver_alert
+from taxi_platform.sensors import DEFAULT_UI_URL, deliver_alert, plain_email
 
 FRESHNESS_ALERT_INTERVAL_SECONDS = 60
 MAX_EVENTS_PER_TICK = 1000
@@ -106,15 +106,12 @@ def freshness_payload(late: LateAsset) -> dict:
 
 
 def freshness_email(late: LateAsset, sender: str, recipients: list[str]) -> EmailMessage:
-    message = EmailMessage()
-    message["Subject"] = f"[taxi_platform] asset late: {late.key}"
-    message["From"] = sender
-    message["To"] = ", ".join(recipients)
-    message.set_content(
+    return plain_email(
+        f"asset late: {late.key}",
         f"Asset:             {late.key}\nFailing since:     {_utc(late.since)}\nDue:               {late.due}\n"
         + (f"Newest month:      {late.newest_month}\n" if late.newest_month else "")
-        + f"Last materialized: {_utc(late.last_materialized)}\nAsset page:        {late.link}\n")
-    return message
+        + f"Last materialized: {_utc(late.last_materialized)}\nAsset page:        {late.link}\n",
+        sender, recipients)
 
 
 def _policies(context: SensorEvaluationContext) -> Mapping[AssetKey, FreshnessPolicy] | None:

@@ -324,17 +324,23 @@ def slack_payload(failed: FailedRun) -> dict:
     }
 
 
-def email_message(failed: FailedRun, sender: str, recipients: list[str]) -> EmailMessage:
+def plain_email(subject: str, body: str, sender: str, recipients: list[str]) -> EmailMessage:
+    """An alert e-mail: ``[taxi_platform] <subject>`` with ``body`` as its text."""
     message = EmailMessage()
-    message["Subject"] = f"[taxi_platform] run failed: {failed.job} {failed.partition}"
+    message["Subject"] = f"[taxi_platform] {subject}"
     message["From"] = sender
     message["To"] = ", ".join(recipients)
-    message.set_content(
+    message.set_content(body)
+    return message
+
+
+def email_message(failed: FailedRun, sender: str, recipients: list[str]) -> EmailMessage:
+    return plain_email(
+        f"run failed: {failed.job} {failed.partition}",
         f"Job:         {failed.job}\nPartition:   {failed.partition}\n"
         f"Failed step: {', '.join(failed.steps) or '(none)'}\n"
         + (f"Backfill:    {failed.backfill}\n" if failed.backfill else "")
-        + f"Run:         {failed.link}\n\nError:\n{failed.error}\n")
-    return message
+        + f"Run:         {failed.link}\n\nError:\n{failed.error}\n", sender, recipients)
 
 
 def send_alerts(failed: FailedRun, env: Mapping[str, str], log) -> list[str]:

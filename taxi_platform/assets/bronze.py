@@ -25,7 +25,6 @@ from taxi_platform.assets.unchanged import LOADS, forced_reload, loads_metadata,
 from taxi_platform.checks.gx_checks import BronzeGate
 from taxi_platform.errors import BadInputError
 from taxi_platform.lake import LakeResource
-from taxi_platform.resources import configured_warehouse, table_metadata
 from taxi_platform.schemas import TripSchema
 from taxi_platform.sources import TaxiSourceResource
 from taxi_platform.steps import fails_at_once_unless_transient
@@ -35,14 +34,10 @@ KNOWN_COLUMNS_CHECK = "known_columns"
 
 
 def build_bronze_asset(schema: TripSchema, source: str | None = None):
-    table = f"bronze.{schema.table}"
-    key = ingest_key("bronze", schema)
-    warehouse_now = configured_warehouse()
+    table, key = f"bronze.{schema.table}", ingest_key("bronze", schema)
 
     @ingest_asset(
-        schema, "bronze", source=source, kinds={warehouse_now.kind, "table"}, writes_warehouse=True,
-        metadata=table_metadata(warehouse_now, table),
-        check_specs=[
+        schema, "bronze", source=source, check_specs=[
             BronzeGate.spec(schema),
             AssetCheckSpec(KNOWN_COLUMNS_CHECK, asset=key, description=(
                 "Every column of the month's file is one the column contract knows (WARN: a new "

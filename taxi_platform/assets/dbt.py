@@ -327,16 +327,15 @@ def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
     names those of ``warehouse`` (the configured one when not given)."""
     translator = TaxiDbtTranslator(warehouse or configured_warehouse(),
                                    settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+    # What the three share: the project, the translator, the warehouse pool, the retry policy.
+    shared = {"manifest": MANIFEST_PATH, "project": taxi_dbt_project, "dagster_dbt_translator": translator,
+              "pool": WAREHOUSE_POOL, "retry_policy": TRANSIENT_RETRY_POLICY}
 
     @dbt_assets(
-        manifest=MANIFEST_PATH,
-        project=taxi_dbt_project,
+        **shared,
         select=REFERENCE_SELECT,
         exclude=PARTITIONED_SELECT,
         name="dbt_reference_assets",
-        dagster_dbt_translator=translator,
-        pool=WAREHOUSE_POOL,
-        retry_policy=TRANSIENT_RETRY_POLICY,
     )
     def dbt_reference_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
         """Seeds (taxi zones, payment types), the staging views over silver and the dimensions:
@@ -347,15 +346,11 @@ def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
         yield from run_dbt(context, warehouse, ["build"], "the seeds, staging views and dimensions")
 
     @dbt_assets(
-        manifest=MANIFEST_PATH,
-        project=taxi_dbt_project,
+        **shared,
         select=PARTITIONED_SELECT,
         name="dbt_trip_assets",
-        dagster_dbt_translator=translator,
         partitions_def=all_colours_partitions(),
         backfill_policy=BackfillPolicy.single_run(),
-        pool=WAREHOUSE_POOL,
-        retry_policy=TRANSIENT_RETRY_POLICY,
     )
     def dbt_trip_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
         """gold/fct_trips for a month (or a range, in a single-run backfill): the rows of those
@@ -368,13 +363,9 @@ def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
                            filenames=partition_filenames(first, last))
 
     @dbt_assets(
-        manifest=MANIFEST_PATH,
-        project=taxi_dbt_project,
+        **shared,
         select=MART_SELECT,
         name="dbt_mart_assets",
-        dagster_dbt_translator=translator,
-        pool=WAREHOUSE_POOL,
-        retry_policy=TRANSIENT_RETRY_POLICY,
     )
     def dbt_mart_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
         """The marts, each recomputed whole over gold (unpartitioned: one table for every month)."""

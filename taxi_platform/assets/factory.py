@@ -11,13 +11,13 @@ each month is done (and written in its own transaction) in turn.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
 
 from dagster import AssetCheckSpec, AssetKey, asset
 
 from taxi_platform.assets.common import INGEST_BACKFILL_POLICY
 from taxi_platform.freshness import silver_freshness_policy
 from taxi_platform.partitions import partitions_for
+from taxi_platform.resources import configured_warehouse, table_metadata
 from taxi_platform.schemas import TripSchema
 from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, retried_only_if_transient
 
@@ -28,12 +28,19 @@ def ingest_key(layer: str, schema: TripSchema) -> AssetKey:
     return AssetKey([layer, schema.table])
 
 
-def ingest_asset(schema: TripSchema, layer: str, *, description: str, kinds: set[str],
-                 writes_warehouse: bool = False, check_specs: Sequence[AssetCheckSpec] = (),
-                 metadata: dict[str, Any] | None = None, source: str | None = None) -> Callable:
+def ingest_asset(schema: TripSchema, layer: str, *, description: str, kinds: set[str] | None = None,
+                 check_specs: Sequence[AssetCheckSpec] = (), source: str | None = None) -> Callable:
     """The ``@asset`` decorator of ``<layer>/<colour>_tripdata`` (its upstream is the layer before),
-    partitioned by the colour's months at ``source`` (TAXI_SOURCE when not given)."""
+    partitioned by the colour's months at ``source`` (TAXI_SOURCE when not given). The layers in
+    the warehouse (bronze, silver) write its table ``<layer>.<colour>_tripdata``: they take the
+    warehouse pool, and show the configured warehouse's kind, table name and console link."""
     before = LAYERS[LAYERS.index(layer) - 1] if layer != LAYERS[0] else None
+    writes_warehouse = layer in ("bronze", "silver")
+    metadata = None
+    if writes_warehouse:
+        warehouse_now = configured_warehouse()
+        kinds = {warehouse_now.kind, "table"}
+        metadata = table_metadata(warehouse_now, f"{layer}.{schema.table}")
     decorate = asset(
         key=ingest_key(layer, schema),
         deps=[ingest_key(before, schema)] if before else None,

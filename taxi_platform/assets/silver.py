@@ -18,20 +18,15 @@ from taxi_platform.assets.common import (
 )
 from taxi_platform.assets.factory import ingest_asset, ingest_key
 from taxi_platform.assets.unchanged import LOADS, last_load, loads_metadata, unchanged_load
-from taxi_platform.resources import configured_warehouse, table_metadata
 from taxi_platform.schemas import SILVER_EXTRA_COLUMNS, TripSchema
 from taxi_platform.warehouse import SilverResult, WarehouseResource
 
 
 def build_silver_asset(schema: TripSchema, source: str | None = None):
-    table = f"silver.{schema.table}"
-    key = ingest_key("silver", schema)
-    warehouse_now = configured_warehouse()
+    table, key = f"silver.{schema.table}", ingest_key("silver", schema)
 
     @ingest_asset(
-        schema, "silver", source=source, kinds={warehouse_now.kind, "table"}, writes_warehouse=True,
-        metadata=table_metadata(warehouse_now, table),
-        check_specs=[
+        schema, "silver", source=source, check_specs=[
             AssetCheckSpec("unique_row_id_is_unique", asset=key,
                            description="No unique_row_id appears twice in the whole table (on BigQuery, "
                                        "billed by the bytes read: among the rows picked up on the days of "

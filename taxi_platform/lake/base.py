@@ -41,6 +41,17 @@ class LakeResource(ClaimsItsRun, ConfigurableResource):
         raise NotImplementedError
 
     def put(self, local_file: Path, key: str, sha256: str | None = None) -> LakeObject:
+        """Store ``local_file`` under ``key``; skip the write when the same bytes are there."""
+        sha256 = sha256 or sha256_of(local_file)
+        size = os.path.getsize(local_file)
+        existing = self.stat(key)
+        if existing and existing.sha256 == sha256 and existing.size == size:
+            return LakeObject(key, existing.uri, size, sha256, unchanged=True)
+        self._store(local_file, key, sha256, size)
+        return LakeObject(key, self.uri(key), size, sha256)
+
+    def _store(self, local_file: Path, key: str, sha256: str, size: int) -> None:
+        """Write ``local_file`` under ``key`` whole or not at all, with its sha256 and size."""
         raise NotImplementedError
 
     def local_copy(self, key: str):
@@ -79,13 +90,7 @@ class LocalLakeResource(LakeResource):
             return None  # the object changed behind our back: treat as absent
         return LakeObject(key, self.uri(key), info["size"], info["sha256"])
 
-    def put(self, local_file: Path, key: str, sha256: str | None = None) -> LakeObject:
-        """Store ``local_file`` under ``key``; skip the write when the same bytes are there."""
-        sha256 = sha256 or sha256_of(local_file)
-        size = os.path.getsize(local_file)
-        existing = self.stat(key)
-        if existing and existing.sha256 == sha256 and existing.size == size:
-            return LakeObject(key, existing.uri, size, sha256, unchanged=True)
+    def _store(self, local_file: Path, key: str, sha256: str, size: int) -> None:
         path = self._path(key)
         with atomic_path(path) as tmp:
             tmp.unlink()
@@ -97,7 +102,6 @@ class LocalLakeResource(LakeResource):
                 shutil.copyfile(local_file, tmp)
         with atomic_path(self._path(key + ".json")) as tmp:
             tmp.write_text(json.dumps({"sha256": sha256, "size": size}))
-        return LakeObject(key, self.uri(key), size, sha256)
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:

@@ -17,7 +17,6 @@ ends, success or not.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -89,13 +88,7 @@ class GCSLakeResource(LakeResource):
             return None  # not written by us, or changed behind our back: treat as absent
         return LakeObject(key, self.uri(key), blob.size, meta["sha256"])
 
-    def put(self, local_file: Path, key: str, sha256: str | None = None) -> LakeObject:
-        """Store ``local_file`` under ``key``; skip the upload when the same bytes are there."""
-        sha256 = sha256 or sha256_of(local_file)
-        size = os.path.getsize(local_file)
-        existing = self.stat(key)
-        if existing and existing.sha256 == sha256 and existing.size == size:
-            return LakeObject(key, existing.uri, size, sha256, unchanged=True)
+    def _store(self, local_file: Path, key: str, sha256: str, size: int) -> None:
         blob = self._blob(key)
         blob.metadata = {"sha256": sha256, "size": str(size)}
         resumable = size > self.resumable_threshold_mib * _MIB
@@ -114,7 +107,6 @@ class GCSLakeResource(LakeResource):
                 if attempt == 2 or not self.ensure_bucket():
                     raise
         get_dagster_logger().debug(f"uploaded {local_file} to {self.uri(key)} ({size:,} bytes)")
-        return LakeObject(key, self.uri(key), size, sha256)
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.server
-import threading
 import time
 
 import pytest
@@ -58,69 +56,33 @@ def test_a_missing_month_fails_at_once_naming_file_and_url(mirror, tmp_path):
     assert not (tmp_path / "raw" / "yellow" / "yellow_tripdata_2031-01.csv.gz").exists()
 
 
-class _Flaky(http.server.BaseHTTPRequestHandler):
-    """503 for the first `failures` requests, then the payload; optionally cut short."""
-
-    payload = b""
-    failures = 0
-    cut_first = False
-    requests = 0
-
-    def do_GET(self):
-        cls = type(self)
-        cls.requests += 1
-        if cls.requests <= cls.failures:
-            self.send_response(503)
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(cls.payload)))
-        self.end_headers()
-        if cls.cut_first and cls.requests == cls.failures + 1:
-            self.wfile.write(cls.payload[: len(cls.payload) // 3])  # then hang up
-            self.close_connection = True
-            return
-        self.wfile.write(cls.payload)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def flaky(tlc_dir):
-    handler = type("Handler", (_Flaky,), {"payload": (tlc_dir / "mirror/yellow" / REAL).read_bytes(),
-                                          "requests": 0})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield handler, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
+def payload(tlc_dir) -> bytes:
+    return (tlc_dir / "mirror/yellow" / REAL).read_bytes()
 
 
-def test_5xx_answers_are_retried_with_backoff_until_the_file_arrives(flaky, tmp_path):
-    handler, url = flaky
-    handler.failures = 2
-    source = TaxiSourceResource(base_url=url, download_dir=str(tmp_path), backoff_seconds=0.01)
-    got = source.download("yellow", REAL, "2019-01")
-    assert got.attempts == 3 and handler.requests == 3
+def test_5xx_answers_are_retried_with_backoff_until_the_file_arrives(payload, tmp_path):
+    with Publisher(Behaviour(payload=payload, unavailable_first=2, retry_after=None)) as pub:
+        source = TaxiSourceResource(base_url=pub.url, download_dir=str(tmp_path), backoff_seconds=0.01)
+        got = source.download("yellow", REAL, "2019-01")
+    assert got.attempts == 3 and len(pub.behaviour.requests) == 3
     assert got.size == 214_414
 
 
-def test_a_transfer_cut_short_is_retried_and_never_lands_half_a_file(flaky, tmp_path):
-    handler, url = flaky
-    handler.cut_first = True
-    source = TaxiSourceResource(base_url=url, download_dir=str(tmp_path), backoff_seconds=0.01)
-    got = source.download("yellow", REAL, "2019-01")
-    assert got.attempts == 2 and got.size == 214_414
+def test_a_transfer_cut_short_is_retried_and_never_lands_half_a_file(payload, tmp_path):
+    with Publisher(Behaviour(payload=payload, cut_first_at=1 / 3, ranges=False)) as pub:
+        source = TaxiSourceResource(base_url=pub.url, download_dir=str(tmp_path), backoff_seconds=0.01)
+        got = source.download("yellow", REAL, "2019-01")
+    assert got.attempts == 2 and got.size == 214_414 and got.path.read_bytes() == payload
 
 
-def test_a_server_that_keeps_failing_gives_up_after_the_last_attempt(flaky, tmp_path):
-    handler, url = flaky
-    handler.failures = 100
-    source = TaxiSourceResource(base_url=url, download_dir=str(tmp_path), backoff_seconds=0.01,
-                                max_attempts=3)
-    with pytest.raises(TransientSourceError, match="giving up after 3 attempts"):
-        source.download("yellow", REAL, "2019-01")
-    assert handler.requests == 3
+def test_a_server_that_keeps_failing_gives_up_after_the_last_attempt(payload, tmp_path):
+    with Publisher(Behaviour(payload=payload, unavailable_first=100, retry_after=None)) as pub:
+        source = TaxiSourceResource(base_url=pub.url, download_dir=str(tmp_path), backoff_seconds=0.01,
+                                    max_attempts=3)
+        with pytest.raises(TransientSourceError, match="giving up after 3 attempts"):
+            source.download("yellow", REAL, "2019-01")
+    assert len(pub.behaviour.requests) == 3
     assert list(tmp_path.rglob("*.gz")) == []
 
 

@@ -91,13 +91,17 @@ def channels(webhook, smtp, monkeypatch):
     return posts, mails
 
 
-def test_a_silver_month_missing_at_its_deadline_fails_freshness_and_alerts_once_over_two_ticks(
-        platform, channels):
-    posts, mails = channels
-    # 2024-03, published by the TLC on 2024-05-22, loaded that day for both colours; the mart follows.
+def load_march_on_its_publication_day(platform):
+    """2024-03, published by the TLC on 2024-05-22, loaded that day for both colours; the mart follows."""
     for key in (YELLOW, GREEN):
         platform.materialize(key, utc(2024, 5, 22, 15), "2024-03")
     platform.materialize(MART, utc(2024, 5, 22, 15, 20))
+
+
+def test_a_silver_month_missing_at_its_deadline_fails_freshness_and_alerts_once_over_two_ticks(
+        platform, channels):
+    posts, mails = channels
+    load_march_on_its_publication_day(platform)
     platform.evaluate(utc(2024, 6, 10, 12, 1))
     assert [platform.state(k) for k in (YELLOW, GREEN, MART)] == [PASS, PASS, PASS]
     platform.tick(utc(2024, 6, 10, 12, 2))
@@ -133,9 +137,7 @@ def test_a_silver_month_missing_at_its_deadline_fails_freshness_and_alerts_once_
 def test_a_mart_not_rebuilt_a_day_after_silvers_deadline_fails_and_alerts_once_then_passes_again(
         platform, channels):
     posts, _ = channels
-    for key in (YELLOW, GREEN):
-        platform.materialize(key, utc(2024, 5, 22, 15), "2024-03")
-    platform.materialize(MART, utc(2024, 5, 22, 15, 20))
+    load_march_on_its_publication_day(platform)
     for key in (YELLOW, GREEN):  # 2024-04 loads on time, but dbt does not rebuild the mart
         platform.materialize(key, utc(2024, 6, 20, 10), "2024-04")
     platform.evaluate(utc(2024, 7, 10, 12, 1))

@@ -6,53 +6,22 @@ the warehouse pool."""
 
 from __future__ import annotations
 
-import http.server
-import threading
-
 import pytest
 from dagster import Backoff, DagsterEventType, DagsterInstance, Jitter, materialize
 
 from taxi_platform.assets import ingest_assets, raw_assets
 from taxi_platform.sources import TaxiSourceResource
 from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL
+from tests.support.publisher import Behaviour, Publisher
 
 REAL = "yellow_tripdata_2019-01.csv.gz"
 
 
-class _Server(http.server.BaseHTTPRequestHandler):
-    """``status`` for the first ``failures`` GETs, then the payload."""
-
-    payload = b""
-    failures = 0
-    status = 503
-    requests = 0
-
-    def do_GET(self):
-        cls = type(self)
-        cls.requests += 1
-        if cls.requests <= cls.failures:
-            self.send_response(cls.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(cls.payload)))
-        self.end_headers()
-        self.wfile.write(cls.payload)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def server(tlc_dir):
-    handler = type("Handler", (_Server,), {"payload": (tlc_dir / "mirror/yellow" / REAL).read_bytes(),
-                                           "requests": 0})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield handler, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+def publisher(tlc_dir):
+    """The real month behind whatever Behaviour a test sets: ``publisher.behaviour``."""
+    with Publisher(Behaviour(payload=(tlc_dir / "mirror/yellow" / REAL).read_bytes(), retry_after=None)) as pub:
+        yield pub
 
 
 def run_raw(url: str, tmp_path):
@@ -68,33 +37,31 @@ def events(result, kind: DagsterEventType):
     return [e for e in result.all_events if e.event_type == kind]
 
 
-def test_a_flaky_server_is_retried_by_the_download_alone_until_the_file_arrives(server, tmp_path):
-    handler, url = server
-    handler.failures = 1  # 503, then 200: the download's second try
-    result = run_raw(url, tmp_path)
+def test_a_flaky_server_is_retried_by_the_download_alone_until_the_file_arrives(publisher, tmp_path):
+    publisher.behaviour.unavailable_first = 1  # 503, then 200: the download's second try
+    result = run_raw(publisher.url, tmp_path)
     assert result.success
-    assert handler.requests == 2
+    assert len(publisher.behaviour.requests) == 2
     assert events(result, DagsterEventType.STEP_UP_FOR_RETRY) == []
-    assert (tmp_path / "raw" / "yellow" / REAL).stat().st_size == len(handler.payload)
+    assert (tmp_path / "raw" / "yellow" / REAL).stat().st_size == len(publisher.behaviour.payload)
 
 
-def test_a_download_that_gives_up_fails_the_step_once_not_retried_again_around_it(server, tmp_path):
-    handler, url = server
-    handler.failures = 3  # two tries, both 503: the download gives up
-    result = run_raw(url, tmp_path)
+def test_a_download_that_gives_up_fails_the_step_once_not_retried_again_around_it(publisher, tmp_path):
+    publisher.behaviour.unavailable_first = 3  # two tries, both 503: the download gives up
+    result = run_raw(publisher.url, tmp_path)
     assert not result.success
-    assert handler.requests == 2  # not 2 x the step's 4 attempts
+    assert len(publisher.behaviour.requests) == 2  # not 2 x the step's 4 attempts
     assert events(result, DagsterEventType.STEP_UP_FOR_RETRY) == []
     (failure,) = events(result, DagsterEventType.STEP_FAILURE)
     assert "giving up after 2 attempts: HTTP 503" in failure.event_specific_data.error.message
 
 
-def test_a_404_fails_the_step_once_at_once_without_any_retry(server, tmp_path):
-    handler, url = server
-    handler.failures, handler.status = 100, 404
+def test_a_404_fails_the_step_once_at_once_without_any_retry(publisher, tmp_path):
+    publisher.behaviour.not_found = True
+    url = publisher.url
     result = run_raw(url, tmp_path)
     assert not result.success
-    assert handler.requests == 1
+    assert len(publisher.behaviour.requests) == 1
     assert events(result, DagsterEventType.STEP_UP_FOR_RETRY) == []
     (failure,) = events(result, DagsterEventType.STEP_FAILURE)
     assert f"{REAL} is not published at {url}/yellow/{REAL}" in failure.event_specific_data.error.message
@@ -129,9 +96,8 @@ def run_with(errors: list[Exception], url, tmp_path):
                        instance=DagsterInstance.ephemeral(), raise_on_error=False)
 
 
-def test_a_code_error_fails_the_step_at_once_with_its_type_and_message_and_no_retry(server, tmp_path):
-    _, url = server
-    result = run_with([KeyError("vendorid")], url, tmp_path)
+def test_a_code_error_fails_the_step_at_once_with_its_type_and_message_and_no_retry(publisher, tmp_path):
+    result = run_with([KeyError("vendorid")], publisher.url, tmp_path)
     assert not result.success
     assert len(_PLAN["calls"]) == 1
     assert events(result, DagsterEventType.STEP_UP_FOR_RETRY) == []
@@ -139,9 +105,8 @@ def test_a_code_error_fails_the_step_at_once_with_its_type_and_message_and_no_re
     assert "KeyError: 'vendorid'" in failure.event_specific_data.error.message
 
 
-def test_a_lost_connection_is_retried_by_the_step_policy_and_the_month_then_loads(server, tmp_path):
-    _, url = server
-    result = run_with([ConnectionResetError("peer reset")], url, tmp_path)
+def test_a_lost_connection_is_retried_by_the_step_policy_and_the_month_then_loads(publisher, tmp_path):
+    result = run_with([ConnectionResetError("peer reset")], publisher.url, tmp_path)
     assert result.success
     assert len(_PLAN["calls"]) == 2
     assert len(events(result, DagsterEventType.STEP_UP_FOR_RETRY)) == 1

@@ -13,11 +13,9 @@ from pathlib import Path
 import pytest
 from dagster import DagsterInstance
 
-from taxi_platform.resources import build_warehouse
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import YELLOW
-from taxi_platform.settings import Settings
-from tests.support.sensors import Ticks
+from tests.support.sensors import Ticks, bronze_rows
 
 HOUR_AGO = time.time() - 3600
 
@@ -115,14 +113,9 @@ def test_the_requested_run_loads_the_landed_file_instead_of_downloading(landing,
     made = write_month(YELLOW, "2019-03", 300, tmp_path / "made")
     drop(landing, made.name, made.read_bytes())
     (request,) = ticks.tick()
-    job = ticks.defs.resolve_job_def(request.job_name)
-    result = job.execute_in_process(partition_key=request.partition_key, tags=request.tags,
-                                    instance=ticks.instance, raise_on_error=False)
+    result = ticks.run(request)
     assert result.success
-    warehouse = build_warehouse(Settings.from_env())
-    ((rows,),) = warehouse.query(
-        "SELECT count(*) FROM bronze.yellow_tripdata WHERE filename = 'yellow_tripdata_2019-03.csv.gz'")
-    assert rows == 300
+    assert bronze_rows("yellow_tripdata_2019-03.csv.gz") == 300
     raw = result.asset_materializations_for_node("raw__yellow_tripdata")[0]
     assert raw.metadata["url"].value == (landing / made.name).absolute().as_uri()
 
@@ -134,11 +127,6 @@ def test_a_landed_uncompressed_csv_is_recognised_by_content_and_loads_under_the_
     drop(landing, "yellow_tripdata_2019-04.csv", plain)
     (request,) = ticks.tick()
     assert request.partition_key == "2019-04"
-    job = ticks.defs.resolve_job_def(request.job_name)
-    result = job.execute_in_process(partition_key=request.partition_key, tags=request.tags,
-                                    instance=ticks.instance, raise_on_error=False)
+    result = ticks.run(request)
     assert result.success
-    warehouse = build_warehouse(Settings.from_env())
-    ((rows,),) = warehouse.query(
-        "SELECT count(*) FROM bronze.yellow_tripdata WHERE filename = 'yellow_tripdata_2019-04.csv.gz'")
-    assert rows == 250
+    assert bronze_rows("yellow_tripdata_2019-04.csv.gz") == 250

@@ -9,13 +9,11 @@ import hashlib
 import pytest
 from dagster import DagsterInstance
 
-from taxi_platform.resources import build_warehouse
 from taxi_platform.sample_source import write_month
 from taxi_platform.schemas import YELLOW
-from taxi_platform.settings import Settings
 from taxi_platform.sources.landing import _gcs_client
 from tests.support.gcs import bucket_name
-from tests.support.sensors import Ticks
+from tests.support.sensors import Ticks, bronze_rows
 
 
 @pytest.fixture
@@ -59,13 +57,9 @@ def test_the_requested_run_loads_the_object_from_gcs(landing_bucket, ticks, tmp_
     made = write_month(YELLOW, "2019-03", 300, tmp_path / "made")  # the mirror has no 2019-03
     upload(landing_bucket, made.name, made.read_bytes())
     (request,) = ticks.tick()
-    job = ticks.defs.resolve_job_def(request.job_name)
-    result = job.execute_in_process(partition_key=request.partition_key, tags=request.tags,
-                                    instance=ticks.instance, raise_on_error=False)
+    result = ticks.run(request)
     assert result.success
-    ((rows,),) = build_warehouse(Settings.from_env()).query(
-        "SELECT count(*) FROM bronze.yellow_tripdata WHERE filename = 'yellow_tripdata_2019-03.csv.gz'")
-    assert rows == 300
+    assert bronze_rows("yellow_tripdata_2019-03.csv.gz") == 300
     raw = result.asset_materializations_for_node("raw__yellow_tripdata")[0]
     assert raw.metadata["url"].value == f"gs://{landing_bucket.name}/landing/{made.name}"
     assert raw.metadata["sha256"].value == hashlib.sha256(made.read_bytes()).hexdigest()

@@ -18,6 +18,7 @@ class Behaviour:
     throttle_first: int = 0  # the first N requests get 429 (Retry-After: retry_after)
     unavailable_first: int = 0  # the next N get 503
     retry_after: str | None = "1"
+    not_found: bool = False  # every GET answers 404
     cut_first_at: float | None = None  # the first full answer stops after this share of the bytes
     ranges: bool = True  # honour Range (206); False: always the whole file (200)
     trickle_seconds: float | None = None  # send one byte, then sleep this long, and so on
@@ -50,6 +51,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         b = self.behaviour
         b.requests.append(("GET", self.path, dict(self.headers)))
         n = len(b.requests)
+        if b.not_found:
+            return self._refuse(404)
         if n <= b.throttle_first:
             return self._refuse(429)
         if n <= b.throttle_first + b.unavailable_first:

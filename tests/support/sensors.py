@@ -30,3 +30,19 @@ class Ticks:
         result = self.sensor.evaluate_tick(context)
         self.cursor = result.cursor
         return result.run_requests
+
+    def run(self, request):
+        """Run what ``request`` asks for, as the daemon would launch it, in this instance."""
+        job = self.defs.resolve_job_def(request.job_name)
+        return job.execute_in_process(partition_key=request.partition_key, tags=request.tags,
+                                      instance=self.instance, raise_on_error=False)
+
+
+def bronze_rows(filename: str) -> int:
+    """The rows bronze holds for ``filename`` in the warehouse the environment configures."""
+    from taxi_platform.resources import build_warehouse
+    from taxi_platform.settings import Settings
+
+    ((rows,),) = build_warehouse(Settings.from_env()).query(
+        "SELECT count(*) FROM bronze.yellow_tripdata WHERE filename = ?", [filename])
+    return rows

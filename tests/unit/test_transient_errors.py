@@ -50,21 +50,15 @@ def test_bad_input_and_code_errors_are_not_transient(error):
     assert not is_transient(error)
 
 
+def _raised_from(error: Exception, cause: Exception) -> Exception:
+    """``error`` as ``raise error from cause`` leaves it (its ``__cause__``)."""
+    error.__cause__ = cause
+    return error
+
+
 def test_an_error_raised_from_a_transient_one_is_transient_and_bad_input_never_is():
-    try:
-        try:
-            raise ConnectionResetError("peer reset")
-        except ConnectionResetError as cause:
-            raise RuntimeError("loading the month failed") from cause
-    except RuntimeError as wrapped:
-        assert is_transient(wrapped)
-    try:
-        try:
-            raise ConnectionResetError("peer reset")
-        except ConnectionResetError as cause:
-            raise BadInputError("the file is cut") from cause
-    except BadInputError as bad:
-        assert not is_transient(bad)
+    assert is_transient(_raised_from(RuntimeError("loading the month failed"), ConnectionResetError("reset")))
+    assert not is_transient(_raised_from(BadInputError("the file is cut"), ConnectionResetError("reset")))
 
 
 def test_an_error_raised_again_with_its_secret_masked_stays_transient():
