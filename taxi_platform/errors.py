@@ -77,7 +77,7 @@ def refused_by_gate(filename: str, partition: str, description: str) -> BadInput
         f"is kept: {description}", file=filename, partition=partition)
 
 
-# -- which errors are worth a retry (the step retry policy, taxi_platform/assets/common.py) --------
+# -- which errors are worth a retry (the step retry policy, taxi_platform/steps.py) --------
 
 # PostgreSQL SQLSTATE classes and codes of trouble that passes: connection exceptions (08),
 # transaction rollbacks such as serialization failures and deadlocks (40), insufficient resources

@@ -32,7 +32,7 @@ ASSETS = ["green_tripdata", "yellow_tripdata", "taxi_zone_lookup", "stg_green_tr
           "fct_trips"]
 SILVER = "/assets/silver/yellow_tripdata"
 UPSTREAM = f"{SILVER}?view=lineage&lineageScope=upstream"
-CHECKS = ["gx_silver_suite", "no_rows_quarantined", "unique_row_id_is_unique"]
+CHECKS = ["gx_silver_suite", "no_rows_quarantined", "row_reconciliation", "unique_row_id_is_unique"]
 SHOTS = ARTIFACTS / "ui"
 VIEWPORT = {"width": 1600, "height": 1000}
 
@@ -87,13 +87,13 @@ def _toast(page, pattern: str) -> str:
 
 
 def _check_results(page, expect, listed_as_succeeded: bool = True, gx_covers: str = "2019-01"):
-    """The asset page's Checks tab: three checks; each one's latest execution Passed.
+    """The asset page's Checks tab: four checks; each one's latest execution Passed.
 
     After a single-run backfill the list shows the partitioned GX check as "Skipped" for the
     latest partition (its one evaluation covers the whole range and carries no partition key),
     though that evaluation passed on both months: so only the single-month run checks the list."""
     page.goto(f"{SILVER}?view=checks")
-    expect(page.get_by_text("Checks (3)")).to_be_visible()
+    expect(page.get_by_text(f"Checks ({len(CHECKS)})")).to_be_visible()
     for name in CHECKS:
         row = page.locator("span", has=page.locator(f'[title="{name}"]')).first
         if listed_as_succeeded:
@@ -150,7 +150,7 @@ def test_the_ui_shows_every_layer_materializes_a_month_and_backfills_two(dagster
         expect(page.get_by_text("Loading run logs…")).to_have_count(0)
         shot("run-2019-01")
 
-        # The asset page: the month's row count and the three checks, all passed.
+        # The asset page: the month's row count and the four checks, all passed.
         page.goto(SILVER)
         expect(page.get_by_text("Row count")).to_be_visible()
         expect(page.get_by_text("10,000", exact=True)).to_be_visible()  # the real January sample
