@@ -27,9 +27,9 @@ browser:  ## Debian's chromium for the browser tests, installed when missing (ne
 postgres:  ## Debian's PostgreSQL 15 for the tests, installed when missing (needs root, as in CI)
 	@test -x /usr/lib/postgresql/15/bin/initdb || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15 >/dev/null; }
 
-# Four workers on two cores: most tests wait on servers, subprocesses and dbt, not the CPU. A test
+# Three workers on two cores: most tests wait on servers, subprocesses and dbt, not the CPU (four were slower). A test
 # file runs whole on one worker (its module fixtures are built once). PYTEST_WORKERS=0: one process.
-PYTEST_WORKERS ?= 4
+PYTEST_WORKERS ?= 3
 test: install browser postgres  ## the whole suite: unit, integration, end-to-end
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)

@@ -77,6 +77,7 @@ VARIABLES: list[Variable] = [
         ("TAXI_LANDING_SETTLE_SECONDS", "10", "a landed file is taken once unchanged this long"),
         ("TAXI_PUBLICATION_INTERVAL_SECONDS", "3600", "how often the publication sensor probes the source"),
         ("TAXI_WATCHDOG_INTERVAL_SECONDS", "60", "how often `dead_run_sensor` looks for runs whose worker died"),
+        ("TAXI_AUTOMATION_INTERVAL_SECONDS", "30", "how often `dbt_automation_sensor` evaluates the dbt assets' conditions"),
     ),
     *_group(
         "Freshness",

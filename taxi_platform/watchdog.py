@@ -64,6 +64,9 @@ def fail_dead_runs(instance: DagsterInstance, log=None) -> list[str]:
         tag = run.tags.get(WORKER_TAG)
         if not worker_is_dead(tag, run.run_id):
             continue
+        current = instance.get_run_by_id(run.run_id)  # the code server may have failed it meanwhile
+        if current is None or current.status not in WATCHED_STATUSES:
+            continue
         pid = tag.split(":")[1]
         message = (f"The run's worker process (pid {pid} on {socket.gethostname()}) is gone: it was "
                    "killed or crashed while the run was in progress. Marked failed by the platform's "

@@ -23,6 +23,7 @@ the warehouse after dbt has finished (while dbt runs it holds the DuckDB file).
 
 import functools
 import json
+import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -384,7 +385,7 @@ def build_dbt_automation_sensor(dbt_defs: list) -> AutomationConditionSensorDefi
         "dbt_automation_sensor",
         target=AssetSelection.assets(*dbt_defs),
         default_status=DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=30,
+        minimum_interval_seconds=int(os.environ.get("TAXI_AUTOMATION_INTERVAL_SECONDS") or 30),
         description=("Builds the seeds, staging views and dim_zones when missing or changed, "
                      "gold/fct_trips for each month whose silver changed, then the marts (their "
                      "automation conditions: 'built when missing or changed', 'follows silver', "

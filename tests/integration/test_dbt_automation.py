@@ -33,6 +33,7 @@ def test_a_month_dropped_in_the_landing_folder_reaches_the_mart_with_no_other_ac
     landing.mkdir(parents=True)
     monkeypatch.setenv("TAXI_LANDING_DIR", str(landing))
     monkeypatch.setenv("TAXI_LANDING_SETTLE_SECONDS", "0")
+    monkeypatch.setenv("TAXI_AUTOMATION_INTERVAL_SECONDS", "5")  # the daemon's ticks, not the product's pace
     log = tmp_path / "daemon.log"
     daemon = start_daemon(log)
     try:
