@@ -23,7 +23,7 @@ from taxi_platform.schemas import GREEN, PARQUET, YELLOW
 from taxi_platform.settings import Settings
 from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.warehouse.postgres import PostgresWarehouseResource
-from tests.support.backends import silver_rows
+from tests.support.backends import silver_ids, silver_rows
 from tests.support.fixtures import serve_directory
 from tests.support.runs import failure_messages
 
@@ -96,19 +96,45 @@ def test_the_same_parquet_months_give_the_same_ids_on_the_bigquery_emulator(tlc,
         assert ids == {r[0] for r in duck.query(f"SELECT unique_row_id FROM silver.{schema.table}")}
 
 
-@pytest.mark.slow
-def test_the_cli_loads_a_tlc_month_to_silver_with_the_parquet_source(tlc, platform_env):
-    _, url = tlc
-    env = {**os.environ, **platform_env.vars(), "TAXI_SOURCE": "tlc", "TAXI_TLC_URL": url}
+def _cli_loads_2024_02_to_silver(tlc, tmp_path, **backend_env):
+    """``dagster asset materialize`` of raw → silver for yellow 2024-02 from the TLC source, as a
+    user runs it, on the backend ``backend_env`` names; silver then holds the ids a direct DuckDB
+    load of the same file gives, and the contract's new columns."""
+    root, url = tlc
+    env = {**os.environ, "TAXI_SOURCE": "tlc", "TAXI_TLC_URL": url, **backend_env}
     done = subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m", "taxi_platform.definitions",
                            "--select", "*silver/yellow_tripdata", "--partition", "2024-02"],
                           env=env, capture_output=True, text=True, timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
-    warehouse = build_warehouse(Settings.from_env())
+    assert "RUN_SUCCESS" in done.stderr
+    warehouse = build_warehouse(Settings.from_env(env))
     (rows, files), = warehouse.query("SELECT count(*), count(DISTINCT filename) FROM silver.yellow_tripdata")
     assert files == 1 and rows > 0.9 * ROWS
-    columns = [c for c, _ in warehouse.describe("silver.yellow_tripdata")]
+    columns = [c.lower() for c, _ in warehouse.describe("silver.yellow_tripdata")]
     assert {"airport_fee", "cbd_congestion_fee"} <= set(columns)
+    duck = DuckDBWarehouseResource(path=str(tmp_path / "reference.duckdb"))
+    _load(duck, root, YELLOW, "2024-02")
+    assert silver_ids(warehouse, YELLOW) == silver_ids(duck, YELLOW)
+
+
+@pytest.mark.slow
+def test_the_cli_loads_a_tlc_month_to_silver_with_the_parquet_source_on_duckdb(tlc, platform_env, tmp_path):
+    _cli_loads_2024_02_to_silver(tlc, tmp_path, **platform_env.vars())
+
+
+@pytest.mark.slow
+def test_the_cli_loads_a_tlc_month_to_silver_with_the_parquet_source_on_postgresql(
+        tlc, platform_env, tmp_path, postgres_server, monkeypatch):
+    env = {"TAXI_WAREHOUSE": "postgres", **postgres_server.env(postgres_server.create_database())}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    _cli_loads_2024_02_to_silver(tlc, tmp_path, **platform_env.vars(), **env)
+
+
+@pytest.mark.slow
+def test_the_cli_loads_a_tlc_month_to_silver_with_the_parquet_source_on_the_bigquery_emulator(
+        tlc, platform_env, tmp_path, bigquery_env):
+    _cli_loads_2024_02_to_silver(tlc, tmp_path, **platform_env.vars(), **bigquery_env)
 
 
 def test_a_column_the_contract_does_not_know_is_kept_in_bronze_and_a_missing_key_column_refuses_the_file(
