@@ -13,16 +13,17 @@ from taxi_platform.warehouse.postgres import PostgresWarehouseResource
 
 
 def build_lake(settings: Settings, from_env: bool = False) -> LakeResource:
-    """The lake TAXI_LAKE names; ``from_env``: its settings read from the environment when it is
-    made (see :func:`resources_from_env`), else taken from ``settings``."""
+    """The lake TAXI_LAKE names; ``from_env``: its settings are the environment's variables
+    (``EnvVar``s, read where the step runs; see :func:`resources_from_env`), else the values in
+    ``settings``."""
     if settings.lake == "local":
-        return LocalLakeResource() if from_env else LocalLakeResource(root=str(settings.lake_dir))
+        return LocalLakeResource.from_env() if from_env else LocalLakeResource(root=str(settings.lake_dir))
     if settings.lake == "gcs":
         if not settings.gcp_bucket_name:
             raise ValueError("TAXI_LAKE=gcs needs GCP_BUCKET_NAME (and GCP_PROJECT_ID, GCP_LOCATION; "
                              "credentials from GOOGLE_APPLICATION_CREDENTIALS)")
         if from_env:
-            return GCSLakeResource()
+            return GCSLakeResource.from_env()
         return GCSLakeResource(project=settings.gcp_project_id, bucket=settings.gcp_bucket_name,
                                location=settings.gcp_location)
     raise ValueError(f"TAXI_LAKE={settings.lake!r} is not a lake this build knows (use: local, gcs)")
@@ -32,15 +33,16 @@ def build_warehouse(settings: Settings, from_env: bool = False) -> WarehouseReso
     """The warehouse TAXI_WAREHOUSE names; ``from_env`` as for :func:`build_lake`."""
     if settings.warehouse == "duckdb":
         if from_env:
-            return DuckDBWarehouseResource()
+            return DuckDBWarehouseResource.from_env()
         return DuckDBWarehouseResource(path=str(settings.duckdb_path),
                                        memory_limit=settings.duckdb_memory_limit)
     if settings.warehouse in ("postgres", "postgresql"):
-        # The DSN (TAXI_PG_DSN or PG*) is read when connecting: no password in run config.
-        return PostgresWarehouseResource()
+        # The DSN (TAXI_PG_DSN, or the PG* variables when it is unset) is read where the step
+        # connects: the UI and the run config show the variable's name, never the password.
+        return PostgresWarehouseResource.from_env() if from_env else PostgresWarehouseResource()
     if settings.warehouse == "bigquery":
         if from_env:
-            return BigQueryWarehouseResource()
+            return BigQueryWarehouseResource.from_env()
         return BigQueryWarehouseResource(
             project=settings.gcp_project_id, location=settings.gcp_location,
             dataset=settings.gcp_dataset,
@@ -52,23 +54,25 @@ def build_warehouse(settings: Settings, from_env: bool = False) -> WarehouseReso
 
 
 def resources_from_env(settings: Settings | None = None) -> dict:
-    """The resources of the one Definitions. With no ``settings`` each resource reads its own
-    from the environment when it is made, in the process that runs the step, so that run config
-    for one field keeps the others (see taxi_platform/settings.py:setting); the backends are
-    chosen by TAXI_LAKE and TAXI_WAREHOUSE when the definitions load."""
+    """The resources of the one Definitions. With no ``settings`` each resource's settings are
+    the environment's variables, as ``EnvVar``s (the UI shows their names, never their values)
+    or, for a variable left unset, its default, read in the process that runs the step
+    (taxi_platform/settings.py: FromEnvironment); the backends are chosen by TAXI_LAKE and
+    TAXI_WAREHOUSE when the definitions load."""
     if settings is not None:
         return {"source": TaxiSourceResource(base_url=settings.source_url, download_dir=str(settings.raw_dir),
                                              gcp_project_id=settings.gcp_project_id),
                 "lake": build_lake(settings), "warehouse": build_warehouse(settings)}
     settings = Settings.from_env()
-    return {"source": TaxiSourceResource(), "lake": build_lake(settings, from_env=True),
+    return {"source": TaxiSourceResource.from_env(), "lake": build_lake(settings, from_env=True),
             "warehouse": build_warehouse(settings, from_env=True)}
 
 
 def configured_warehouse() -> WarehouseResource:
     """The warehouse TAXI_WAREHOUSE names, as the definitions load: what the asset definitions
-    ask it (its Dagster kind, its table names) when they are built."""
-    return build_warehouse(Settings.from_env(), from_env=True)
+    ask it (its Dagster kind, its table names and console links) when they are built. Values,
+    not ``EnvVar``s: an ``EnvVar`` field holds the variable's name until a run resolves it."""
+    return build_warehouse(Settings.from_env())
 
 
 def table_metadata(warehouse: WarehouseResource, table: str) -> dict:

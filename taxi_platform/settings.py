@@ -9,8 +9,10 @@ Switch sources, backends and locations with these variables, never with code edi
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from taxi_platform.partitions import source_from_env
 
@@ -42,6 +44,8 @@ VARIABLES: list[Variable] = [
         ("TAXI_DATA_DIR", "./data", "raw downloads, the local lake, the DuckDB file, GX results and Data Docs"),
         ("TAXI_MAX_QUARANTINE_FRACTION", "0.01", "above this share of untypable rows a month is refused, not loaded"),
         ("TAXI_FORCE_RELOAD", "(unset)", "`1`: reload months even when unchanged (as the run tag `taxi/reload=true`)"),
+        ("TAXI_LOG_LEVEL", "INFO", ("the run logs' console level (`DEBUG` for Dagster's step events too); the UI's "
+                                    "event log keeps every event")),
     ),
     *_group(
         "Warehouse",
@@ -120,7 +124,10 @@ def settings_markdown() -> str:
     """docs/settings.md, from :data:`VARIABLES`."""
     lines = ["# Settings", "",
              ("Every environment variable the platform reads, generated from `taxi_platform/settings.py` "
-              "(`make docs`; a unit test keeps this page and the code in step)."), ""]
+              "(`make docs`; a unit test keeps this page and the code in step)."), "",
+             ("The resources receive the variables that are set as Dagster `EnvVar`s: the UI "
+              "(Deployment → Resources) shows each one by its name, never its value, and a run reads it "
+              "where its steps run. An unset variable keeps the default below."), ""]
     for group in dict.fromkeys(v.group for v in VARIABLES):
         lines += [f"## {group}", "", "| variable | default | what |", "|---|---|---|"]
         lines += [f"| `{v.name}` | {v.default} | {v.what} |" for v in VARIABLES if v.group == group]
@@ -148,6 +155,9 @@ class Settings:
     download_deadline_seconds: float = 3600.0
     source: str = "mirror"
     tlc_url: str = DEFAULT_TLC_URL
+    force_reload: bool = False
+    automation_interval_seconds: int = 30
+    log_level: str = "INFO"
 
     @property
     def bigquery_bucket(self) -> str:
@@ -181,6 +191,9 @@ class Settings:
             download_deadline_seconds=float(env.get("TAXI_DOWNLOAD_DEADLINE_SECONDS") or 3600),
             source=source_from_env(env),
             tlc_url=env.get("TAXI_TLC_URL") or DEFAULT_TLC_URL,
+            force_reload=(env.get("TAXI_FORCE_RELOAD") or "").lower() in ("1", "true", "yes"),
+            automation_interval_seconds=int(env.get("TAXI_AUTOMATION_INTERVAL_SECONDS") or 30),
+            log_level=(env.get("TAXI_LOG_LEVEL") or "INFO").upper(),
         )
 
 
@@ -190,6 +203,26 @@ def setting(name: str, transform=str):
     another field of the resource keeps this one: an explicit value given when the resource is
     defined would be replaced, with every other field, by any run config for that resource."""
     return lambda: transform(getattr(Settings.from_env(), name))
+
+
+class FromEnvironment:
+    """Mixin of the resources: :meth:`from_env` makes one whose settings are ``EnvVar``s, so the UI
+    (Deployment → Resources) shows each setting's variable name and never its value, a secret's
+    included, and the value is read where the step runs. ``ENV_FIELDS`` maps a field to its
+    variable; a variable unset when the definitions load keeps the field's default (a
+    ``default_factory`` of :func:`setting`: derived from other settings, e.g. the DuckDB file from
+    TAXI_DATA_DIR). Only plain strings go through ``EnvVar``: numbers and choices that are
+    normalised (lower-cased, validated) keep :func:`setting`."""
+
+    ENV_FIELDS: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **values):
+        from dagster import EnvVar
+
+        env = os.environ if env is None else env
+        configured = {field: EnvVar(name) for field, name in cls.ENV_FIELDS.items() if env.get(name)}
+        return cls(**{**configured, **values})
 
 
 def _landing_location(value: str) -> str:

@@ -83,7 +83,7 @@ def build_bronze_asset(schema: TripSchema, source: str | None = None):
                         with lake.local_copy(lake_key(schema, filename)) as path:
                             result = warehouse.load_bronze(
                                 schema, month, filename, str(path), warehouse.max_quarantine_fraction,
-                                gate=gate.for_month(month, filename), deliberate=forced_reload(context),
+                                gate=gate.for_month(month, filename), deliberate=forced_reload(context, warehouse),
                                 published_rows=source.published_rows(schema.colour, month))
                         load = {"rows": result.rows, "sha256": obj.sha256, "warehouse": warehouse.identity()}
                         if result.unknown_columns:

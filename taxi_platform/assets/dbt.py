@@ -23,7 +23,6 @@ the warehouse after dbt has finished (while dbt runs it holds the DuckDB file).
 
 import functools
 import json
-import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -67,6 +66,7 @@ from taxi_platform.partitions import all_colours_partitions
 from taxi_platform.resources import configured_warehouse
 from taxi_platform.schemas import SCHEMAS
 from taxi_platform.secrets import redact
+from taxi_platform.settings import Settings
 from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL
 from taxi_platform.warehouse import WarehouseResource
 
@@ -385,7 +385,7 @@ def build_dbt_automation_sensor(dbt_defs: list) -> AutomationConditionSensorDefi
         "dbt_automation_sensor",
         target=AssetSelection.assets(*dbt_defs),
         default_status=DefaultSensorStatus.RUNNING,
-        minimum_interval_seconds=int(os.environ.get("TAXI_AUTOMATION_INTERVAL_SECONDS") or 30),
+        minimum_interval_seconds=Settings.from_env().automation_interval_seconds,
         description=("Builds the seeds, staging views and dim_zones when missing or changed, "
                      "gold/fct_trips for each month whose silver changed, then the marts (their "
                      "automation conditions: 'built when missing or changed', 'follows silver', "

@@ -19,7 +19,6 @@ partition stays green and its history shows the re-run.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -31,9 +30,9 @@ RELOAD_TAG = "taxi/reload"
 LOADS = "loads"  # metadata key: {filename: {...what the load left...}}
 
 
-def forced_reload(context: AssetExecutionContext) -> bool:
-    return (context.run.tags.get(RELOAD_TAG, "").lower() in ("1", "true", "yes")
-            or os.environ.get("TAXI_FORCE_RELOAD", "").lower() in ("1", "true", "yes"))
+def forced_reload(context: AssetExecutionContext, warehouse: WarehouseResource) -> bool:
+    """The run's tag ``taxi/reload``, or the warehouse's ``force_reload`` (TAXI_FORCE_RELOAD)."""
+    return context.run.tags.get(RELOAD_TAG, "").lower() in ("1", "true", "yes") or warehouse.force_reload
 
 
 def loads_metadata(loads: Mapping[str, Mapping[str, Any]]) -> MetadataValue:
@@ -71,7 +70,7 @@ def unchanged_load(context: AssetExecutionContext, key: AssetKey, month: str, fi
                    counts: Mapping[str, str], other_months_matter: bool = False) -> dict | None:
     """The recorded load of ``filename`` when reloading it would change nothing, else None.
     ``counts``: {recorded figure: table} whose rows of the file must still number that figure."""
-    if sha256 is None or forced_reload(context):
+    if sha256 is None or forced_reload(context, warehouse):
         return None
     found = last_load(context, key, month, filename)
     if found is None:

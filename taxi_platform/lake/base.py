@@ -13,12 +13,13 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from dagster import ConfigurableResource
 from pydantic import Field
 
 from taxi_platform.files import atomic_path, sha256_of
-from taxi_platform.settings import setting
+from taxi_platform.settings import FromEnvironment, setting
 from taxi_platform.watchdog import ClaimsItsRun
 
 
@@ -31,7 +32,7 @@ class LakeObject:
     unchanged: bool = False  # True when the same bytes were already stored
 
 
-class LakeResource(ClaimsItsRun, ConfigurableResource):
+class LakeResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
     """Base class of the lakes (the assets ask for this type)."""
 
     def uri(self, key: str) -> str:
@@ -66,6 +67,8 @@ class LakeResource(ClaimsItsRun, ConfigurableResource):
 class LocalLakeResource(LakeResource):
     """A folder standing in for a bucket: ``<root>/<colour>/<colour>_tripdata_YYYY-MM.csv.gz``.
     Beside each object, ``<object>.json`` records its sha256 and size, like object metadata."""
+
+    ENV_FIELDS: ClassVar[dict[str, str]] = {"root": "TAXI_LAKE_DIR"}
 
     root: str = Field(default_factory=setting("lake_dir"), description="TAXI_LAKE_DIR")
 

@@ -12,6 +12,7 @@ import hashlib
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import requests
 from dagster import ConfigurableResource, get_dagster_logger
@@ -22,7 +23,7 @@ from taxi_platform.errors import BadInputError, NotPublishedError
 from taxi_platform.files import CHUNK, atomic_path
 from taxi_platform.partitions import TLC
 from taxi_platform.schemas import CSV_GZ, PARQUET, SCHEMAS
-from taxi_platform.settings import DEFAULT_TLC_URL, setting
+from taxi_platform.settings import DEFAULT_TLC_URL, FromEnvironment, setting
 from taxi_platform.sources import http as http_download
 from taxi_platform.sources.http import DownloadGaveUp, TransientSourceError  # noqa: F401  (re-exported)
 from taxi_platform.sources.landing import GCS_SCHEME, fetch_landed, landed_exists
@@ -45,8 +46,11 @@ def _tlc_published_rows() -> dict[tuple[str, str], int]:
     return {(r["colour"], r["month"]): int(r["rows"]) for r in rows}
 
 
-class TaxiSourceResource(ClaimsItsRun, ConfigurableResource):
+class TaxiSourceResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
     """Downloads a month's published file, streaming, to a local folder."""
+
+    ENV_FIELDS: ClassVar[dict[str, str]] = {
+        "base_url": "TAXI_SOURCE_URL", "tlc_url": "TAXI_TLC_URL", "gcp_project_id": "GCP_PROJECT_ID"}
 
     source: str = Field(default_factory=setting("source"),
                         description="TAXI_SOURCE: mirror (the CSV mirror) or tlc (the TLC's Parquet files)")

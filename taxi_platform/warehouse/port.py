@@ -56,7 +56,7 @@ from taxi_platform import errors
 from taxi_platform.files import FileContract
 from taxi_platform.partitions import month_bounds
 from taxi_platform.schemas import TripSchema
-from taxi_platform.settings import setting
+from taxi_platform.settings import FromEnvironment, setting
 from taxi_platform.watchdog import ClaimsItsRun
 
 # The gate's plausibility rules (docs/troubleshooting.md): a month loaded again keeps close to its
@@ -124,12 +124,15 @@ class FileRowCounts:
 Gate = Callable[[str], str | None]  # load id -> None when it passes, else what it refuses
 
 
-class WarehouseResource(ClaimsItsRun, ConfigurableResource):
+class WarehouseResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
     """Base class of the warehouse backends (the assets ask for this type)."""
 
     max_quarantine_fraction: float = Field(
         default_factory=setting("max_quarantine_fraction", float),
         description="TAXI_MAX_QUARANTINE_FRACTION: above this share of untypable rows a month is refused")
+    force_reload: bool = Field(
+        default_factory=setting("force_reload"),
+        description="TAXI_FORCE_RELOAD: reload months even when unchanged (as the run tag taxi/reload=true)")
 
     # -- what the other layers ask ----------------------------------------------------------
     @property

@@ -43,7 +43,7 @@ import datetime as dt
 import hashlib
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from dagster import get_dagster_logger
 from pydantic import Field
@@ -71,6 +71,11 @@ from taxi_platform.warehouse.port import (
 
 
 class BigQueryWarehouseResource(WarehouseResource):
+    # bucket is not here: it is the lake's bucket only when TAXI_LAKE=gcs (its default knows).
+    ENV_FIELDS: ClassVar[dict[str, str]] = {
+        "project": "GCP_PROJECT_ID", "location": "GCP_LOCATION", "dataset": "GCP_DATASET",
+        "api_endpoint": "TAXI_BIGQUERY_API_ENDPOINT"}
+
     project: str = Field(default_factory=setting("gcp_project_id"),
                          description="GCP_PROJECT_ID (empty: from the credentials)")
     location: str = Field(default_factory=setting("gcp_location"), description="GCP_LOCATION")

@@ -19,7 +19,7 @@ import fcntl
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import duckdb
 from dagster import get_dagster_logger
@@ -45,6 +45,8 @@ _HELD: dict[str, int] = {}  # DuckDB files this process holds the advisory lock 
 
 class DuckDBWarehouseResource(WarehouseResource):
     """The DuckDB file that holds bronze, silver and the dbt models (TAXI_DUCKDB_PATH)."""
+
+    ENV_FIELDS: ClassVar[dict[str, str]] = {"path": "TAXI_DUCKDB_PATH", "memory_limit": "TAXI_DUCKDB_MEMORY_LIMIT"}
 
     path: str = Field(default_factory=setting("duckdb_path"), description="TAXI_DUCKDB_PATH")
     memory_limit: str = Field(default_factory=setting("duckdb_memory_limit"),

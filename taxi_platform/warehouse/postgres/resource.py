@@ -36,7 +36,7 @@ import gzip
 import os
 import zlib
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
 import psycopg2
@@ -104,6 +104,9 @@ class PostgresConnectionError(ConnectionError):
 
 class PostgresWarehouseResource(WarehouseResource):
     """A PostgreSQL database holding the schemas ``bronze`` and ``silver`` (and dbt's)."""
+
+    # The DSN, password included, is an EnvVar: the UI shows "TAXI_PG_DSN", never the value.
+    ENV_FIELDS: ClassVar[dict[str, str]] = {"dsn": "TAXI_PG_DSN"}
 
     dsn: str = Field(default="", description="libpq DSN; empty: TAXI_PG_DSN, else the PG* variables")
     lock_timeout_seconds: float = Field(default=1800.0,
