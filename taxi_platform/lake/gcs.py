@@ -11,20 +11,23 @@ keeps in a sidecar): ``put`` compares them with the local file's and skips the u
 same bytes are stored. Big files go up as resumable uploads in chunks (a dropped connection
 resumes instead of restarting); every upload and download is verified by the client against
 the CRC32C GCS computes. ``local_copy`` downloads to a temporary file removed when the block
-ends, success or not.
+ends, success or not; a download cut part-way resumes from the bytes already on disk.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import ClassVar
 
 from dagster import get_dagster_logger
 from dagster_gcp import GCSResource
 from google.api_core.exceptions import Conflict, NotFound
+from google.resumable_media.common import DataCorruption
 from pydantic import Field
 
 from taxi_platform.files import sha256_of
@@ -39,6 +42,9 @@ class LakeChecksumError(RuntimeError):
 
 
 class GCSLakeResource(LakeResource):
+    ENV_FIELDS: ClassVar[dict[str, str]] = {
+        "project": "GCP_PROJECT_ID", "bucket": "GCP_BUCKET_NAME", "location": "GCP_LOCATION"}
+
     project: str = Field(default_factory=setting("gcp_project_id"),
                          description="GCP_PROJECT_ID (empty: from the credentials)")
     bucket: str = Field(default_factory=setting("gcp_bucket_name"), description="GCP_BUCKET_NAME")
@@ -110,14 +116,69 @@ class GCSLakeResource(LakeResource):
 
     @contextlib.contextmanager
     def local_copy(self, key: str) -> Iterator[Path]:
-        """The object downloaded to a temporary file, removed when the block ends."""
-        expected = self.stat(key)
+        """The object downloaded to a temporary file, removed when the block ends.
+
+        A download cut part-way (the client's own retries resume within one attempt) leaves its
+        bytes in ``<tmp>/taxi-lake-partial/``, named by the object's generation, and the next
+        attempt (a step retry, a re-run) asks only for the rest with a ranged read. A partial of
+        another generation (the object was replaced) is discarded; the sha256 covers the whole
+        file, so bytes that do not add up are discarded too, and the next attempt starts over."""
+        blob = self._blob(key)
+        try:
+            blob.reload()
+        except NotFound:
+            raise FileNotFoundError(f"{self.uri(key)}: no such object in the lake") from None
+        expected = (blob.metadata or {}).get("sha256")
+        partial = self._partial_path(key, blob.generation)
         folder = Path(tempfile.mkdtemp(prefix="taxi-lake-", dir=self.tmp_dir or None))
         try:
             path = folder / Path(key).name
-            self._blob(key).download_to_filename(str(path), checksum="crc32c")
-            if expected and sha256_of(path) != expected.sha256:
-                raise LakeChecksumError(f"{self.uri(key)}: downloaded bytes do not match the stored sha256")
+            with _locked(partial.with_name(partial.name + ".lock")):
+                self._download_rest(blob, partial)
+                if expected and sha256_of(partial) != expected:
+                    partial.unlink()
+                    raise LakeChecksumError(f"{self.uri(key)}: downloaded bytes do not match the stored sha256")
+                partial.rename(path)
             yield path
         finally:
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _partial_path(self, key: str, generation: int | None) -> Path:
+        folder = Path(self.tmp_dir or tempfile.gettempdir()) / "taxi-lake-partial"
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = f"{self.bucket}__{(self.prefix + key).replace('/', '__')}"
+        for stale in folder.glob(f"{stem}.*.part"):  # earlier generations of the object
+            if stale.name != f"{stem}.{generation}.part":
+                stale.unlink(missing_ok=True)
+        return folder / f"{stem}.{generation}.part"
+
+    def _download_rest(self, blob, partial: Path) -> None:
+        """Append to ``partial`` the bytes of ``blob`` it does not hold yet."""
+        have = partial.stat().st_size if partial.exists() else 0
+        if have > blob.size:
+            partial.unlink()
+            have = 0
+        if have == blob.size:
+            return
+        if have:
+            get_dagster_logger().info(f"{self.uri(blob.name[len(self.prefix):])}: resuming the download at "
+                                      f"{have:,} of {blob.size:,} bytes")
+        try:
+            with open(partial, "ab") as out:
+                # crc32c covers whole objects only; a resumed download is checked by the sha256.
+                blob.download_to_file(out, start=have or None, if_generation_match=blob.generation,
+                                      checksum=None if have else "crc32c")
+        except DataCorruption:
+            partial.unlink(missing_ok=True)  # bytes that fail the crc32c are not worth resuming
+            raise
+
+
+@contextlib.contextmanager
+def _locked(lock_file: Path) -> Iterator[None]:
+    """An exclusive lock between processes downloading the same object (they share the partial)."""
+    with open(lock_file, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

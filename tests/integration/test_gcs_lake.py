@@ -1,6 +1,6 @@
 """The GCS lake against a local GCS emulator: objects carry the platform's sha256, an
 unchanged file is not uploaded again, big files go up resumably in chunks, local copies are
-temporary, and a whole month runs raw -> lake -> bronze -> silver with TAXI_LAKE=gcs."""
+temporary, a download cut part-way resumes where it stopped, and a whole month runs raw -> lake -> bronze -> silver with TAXI_LAKE=gcs."""
 
 from __future__ import annotations
 
@@ -94,6 +94,57 @@ def test_an_object_changed_behind_our_back_is_absent_or_refused(lake, tlc_dir, t
     blob.upload_from_string(b"other bytes")  # metadata that lies about the bytes
     with pytest.raises(LakeChecksumError), lake.local_copy(KEY):
         pass
+
+
+@pytest.fixture
+def cut_once(monkeypatch) -> list[int | None]:
+    """The first download stops with a dropped connection after 1 MiB (what it wrote stays on
+    disk); later ones run. Returns the ``start`` byte each download asked for."""
+    starts: list[int | None] = []
+    original = Blob.download_to_file
+
+    def download(self, file_obj, *args, start=None, **kwargs):
+        starts.append(start)
+        if len(starts) == 1:
+            original(self, file_obj, start=start, end=(start or 0) + MIB - 1, checksum=None)
+            raise ConnectionResetError("connection reset by peer (planted)")
+        return original(self, file_obj, *args, start=start, **kwargs)
+
+    monkeypatch.setattr(Blob, "download_to_file", download)
+    return starts
+
+
+MIB = 1024 * 1024
+
+
+def test_a_download_cut_part_way_resumes_from_the_bytes_already_on_disk(gcs_env, tmp_path, cut_once):
+    lake = GCSLakeResource(bucket=bucket_name(), tmp_dir=str(tmp_path / "tmp"))
+    big = tmp_path / "big.csv.gz"
+    big.write_bytes(os.urandom(3 * MIB + 5))
+    stored = lake.put(big, KEY)
+    with pytest.raises(ConnectionResetError), lake.local_copy(KEY):
+        pass
+    partial, = (tmp_path / "tmp" / "taxi-lake-partial").glob("*.part")
+    assert partial.stat().st_size == MIB
+    with lake.local_copy(KEY) as copy:  # the step's next attempt
+        assert sha256_of(copy) == stored.sha256 and copy.read_bytes() == big.read_bytes()
+    assert cut_once == [None, MIB]  # the second download asked only for the rest
+    assert not partial.exists()
+
+
+def test_a_partial_download_of_a_replaced_object_is_not_resumed(gcs_env, tmp_path, cut_once):
+    lake = GCSLakeResource(bucket=bucket_name(), tmp_dir=str(tmp_path / "tmp"))
+    first, second = tmp_path / "first.csv.gz", tmp_path / "second.csv.gz"
+    first.write_bytes(os.urandom(2 * MIB))
+    second.write_bytes(os.urandom(2 * MIB))
+    lake.put(first, KEY)
+    with pytest.raises(ConnectionResetError), lake.local_copy(KEY):
+        pass
+    lake.put(second, KEY)  # a new generation of the object
+    with lake.local_copy(KEY) as copy:
+        assert copy.read_bytes() == second.read_bytes()
+    assert cut_once == [None, None]
+    assert not list((tmp_path / "tmp" / "taxi-lake-partial").glob("*.part"))
 
 
 @pytest.mark.slow
