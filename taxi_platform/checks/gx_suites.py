@@ -260,6 +260,9 @@ config_variables_file_path: uncommitted/config_variables.yml
 plugins_directory:
 analytics_enabled: false
 data_context_id: 6f1d6c7e-3a43-4c59-9a36-6e0d0d7a2c11
+progress_bars:  # no 'Calculating Metrics' bars in the run logs
+  globally: false
+  metric_calculations: false
 
 stores:
   expectations_store:
