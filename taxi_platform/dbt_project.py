@@ -17,16 +17,21 @@ parse raises :class:`DbtProjectError` with dbt's own message (file, line, reason
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
 
-from dagster_dbt import DbtProject
+from dagster_dbt import DbtCliResource, DbtProject
+from packaging import version
 
 from taxi_platform.partitions import month_range
 from taxi_platform.schemas import SCHEMAS
@@ -47,6 +52,21 @@ def dbt_executable() -> str:
 
 
 taxi_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJECT_DIR)
+
+
+class TaxiDbtCliResource(DbtCliResource):
+    """dagster-dbt's dbt CLI resource (the ``dbt`` resource of the Definitions) for this project.
+    It knows the installed dbt-core's version from the package metadata: the stock resource asks
+    ``dbt --version`` (two seconds of start-up) in every run that invokes dbt."""
+
+    @cached_property
+    def _cli_version(self) -> version.Version:
+        return version.parse(importlib.metadata.version("dbt-core"))
+
+
+def dbt_resource() -> TaxiDbtCliResource:
+    """The ``dbt`` resource: this project, the venv's dbt."""
+    return TaxiDbtCliResource(project_dir=taxi_dbt_project, dbt_executable=dbt_executable())
 
 
 def _newest_source_mtime(project_dir: Path) -> float:
@@ -117,6 +137,45 @@ def prepare_manifest(project: DbtProject = taxi_dbt_project, force: bool = False
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return manifest
+
+
+# dbt keeps what it parsed in <target>/partial_parse.msgpack and parses only changed files next
+# time, but only under the same profile: a msgpack written for another warehouse, DuckDB file
+# or server makes it parse the whole project again (~1.5 s of every invocation). Each invocation
+# runs in its own target folder, so the msgpack is kept per profile between them.
+PARTIAL_PARSE = "partial_parse.msgpack"
+_PROFILE_VARIABLES = re.compile(r"env_var\(\s*['\"]([A-Za-z0-9_]+)['\"]")
+
+
+def partial_parse_cache(env: Mapping[str, str], project: DbtProject = taxi_dbt_project) -> Path:
+    """Where the partial-parse state of invocations with this environment's profile is kept:
+    ``target/partial_parse/<digest>.msgpack``, the digest over the values of the variables
+    ``profiles.yml`` reads (one-way: no credential is written in the name)."""
+    names = sorted(set(_PROFILE_VARIABLES.findall((project.profiles_dir / "profiles.yml").read_text())))
+    digest = hashlib.sha256("\0".join(f"{n}={env.get(n, '')}" for n in names).encode()).hexdigest()[:20]
+    return project.project_dir / project.target_path / "partial_parse" / f"{digest}.msgpack"
+
+
+def restore_partial_parse(target_path: Path, env: Mapping[str, str] | None = None) -> None:
+    """Put the kept partial-parse state for ``env``'s profile (the environment dbt inherits, when
+    not given) into an invocation's target folder."""
+    cached = partial_parse_cache(os.environ if env is None else env)
+    if cached.is_file():
+        target_path.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(cached, target_path / PARTIAL_PARSE)
+
+
+def keep_partial_parse(target_path: Path, env: Mapping[str, str] | None = None) -> None:
+    """Keep what an invocation parsed for the next one with the same profile (atomically: another
+    process may be reading it)."""
+    written = target_path / PARTIAL_PARSE
+    if not written.is_file():
+        return
+    cached = partial_parse_cache(os.environ if env is None else env)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    scratch = cached.with_name(f".{cached.name}.{os.getpid()}")
+    shutil.copyfile(written, scratch)
+    os.replace(scratch, cached)
 
 
 def partition_filenames(first_month: str, last_month: str) -> list[str]:

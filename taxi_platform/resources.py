@@ -1,7 +1,9 @@
-"""Resources: where files come from (source), where they are kept (lake), where they land (warehouse)."""
+"""Resources: where files come from (source), where they are kept (lake), where they land
+(warehouse), and dbt (the CLI that builds the models in the warehouse)."""
 
 from __future__ import annotations
 
+from taxi_platform.dbt_project import dbt_resource
 from taxi_platform.lake import LakeResource, LocalLakeResource
 from taxi_platform.lake.gcs import GCSLakeResource
 from taxi_platform.settings import Settings
@@ -62,10 +64,10 @@ def resources_from_env(settings: Settings | None = None) -> dict:
     if settings is not None:
         return {"source": TaxiSourceResource(base_url=settings.source_url, download_dir=str(settings.raw_dir),
                                              gcp_project_id=settings.gcp_project_id),
-                "lake": build_lake(settings), "warehouse": build_warehouse(settings)}
+                "lake": build_lake(settings), "warehouse": build_warehouse(settings), "dbt": dbt_resource()}
     settings = Settings.from_env()
     return {"source": TaxiSourceResource.from_env(), "lake": build_lake(settings, from_env=True),
-            "warehouse": build_warehouse(settings, from_env=True)}
+            "warehouse": build_warehouse(settings, from_env=True), "dbt": dbt_resource()}
 
 
 def configured_warehouse() -> WarehouseResource:

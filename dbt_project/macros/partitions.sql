@@ -1,10 +1,14 @@
-{#- Partition helpers. Dagster passes the partition time window as vars min_date / max_date
-    (YYYY-MM-DD, max exclusive); a month's silver rows are those whose filename is that month's
+{#- Partition helpers. The partition time window is [min_date, max_date) (YYYY-MM-DD, max
+    exclusive): the vars min_date / max_date (`dbt build --vars ...` by hand) or, as Dagster
+    passes it, the variables TAXI_DBT_MIN_DATE / TAXI_DBT_MAX_DATE (new vars on the command line
+    would make dbt parse the whole project again on every month; a changed variable re-parses
+    only the models that read it). A month's silver rows are those whose filename is that month's
     published file, <colour>_tripdata_YYYY-MM.csv.gz or .parquet, pickups from other months included. -#}
 
 {% macro partition_months() -%}
     {#- The YYYY-MM keys of the months in [min_date, max_date); none when the vars are unset. -#}
-    {%- set min_date, max_date = var('min_date', none), var('max_date', none) -%}
+    {%- set min_date = var('min_date', none) or env_var('TAXI_DBT_MIN_DATE', '') or none -%}
+    {%- set max_date = var('max_date', none) or env_var('TAXI_DBT_MAX_DATE', '') or none -%}
     {%- if min_date is none and max_date is none -%}{{ return(none) }}{%- endif -%}
     {%- if min_date is none or max_date is none -%}
         {{ exceptions.raise_compiler_error("set both vars min_date and max_date (YYYY-MM-DD, max exclusive), or neither") }}

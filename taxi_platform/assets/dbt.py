@@ -14,21 +14,27 @@ A partition run of ``gold/fct_trips`` passes the partition time window to dbt as
 transaction. The mart is a full recomputation over fct_trips on every run (cheap next to the
 load: see the README's dbt section), so it never depends on the order months were loaded in.
 
-Every dbt invocation runs inside ``warehouse.exclusive()`` (DuckDB takes one writer process at
-a time) with TAXI_DUCKDB_PATH pointing dbt at the assets' DuckDB file, and writes its artifacts
-to a temporary folder removed when the step ends. Row counts and column schemas are read from
-the warehouse after dbt has finished (while dbt runs it holds the DuckDB file).
+dbt runs through dagster-dbt's ``DbtCliResource``, the ``dbt`` resource of the Definitions
+(taxi_platform/dbt_project.py). Every invocation runs inside ``warehouse.exclusive()`` (DuckDB
+takes one writer process at a time) with the warehouse's settings in its environment
+(``warehouse.dbt_env()``: TAXI_DUCKDB_PATH, the PG* variables…), writes its artifacts to a
+temporary folder removed when the step ends, and starts from the partial-parse state the last
+invocation with the same profile left. Row counts and column schemas are read from the
+warehouse: as dbt's events stream on PostgreSQL and BigQuery; on DuckDB once dbt has exited,
+because dbt's process holds the file while it runs (the one place this differs by backend:
+``warehouse.held_by_dbt_while_it_runs``).
 """
 
 
-import functools
 import json
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from dagster import (
+    AssetCheckResult,
     AssetDep,
     AssetExecutionContext,
     AssetKey,
@@ -55,9 +61,10 @@ from dagster_dbt import (
 
 from taxi_platform.dbt_project import (
     dbt_environment,
-    dbt_executable,
+    keep_partial_parse,
     partition_filenames,
     prepare_manifest,
+    restore_partial_parse,
     taxi_dbt_project,
 )
 from taxi_platform.errors import is_transient
@@ -220,13 +227,16 @@ def _node(unique_id: str) -> Mapping[str, Any]:
 
 def _table_metadata(warehouse: WarehouseResource, node: Mapping[str, Any],
                     filenames: list[str] | None) -> dict[str, Any]:
-    """Row counts and the column schema of a model's table, read from the warehouse."""
+    """Row counts and the column schema of a model's table, read from the warehouse. For a
+    partitioned model (``filenames``: the run's months' files) ``dagster/row_count`` counts the
+    rows of those files and ``table_row_count`` the whole table."""
     if node.get("config", {}).get("materialized") == "view":
         return {}  # counting a view would scan silver; its schema comes from the dbt YAML
     relation = f"{node['schema']}.{node['alias']}"
     described = dict(node.get("columns") or {})
     metadata: dict[str, Any] = {
-        "dagster/row_count": warehouse.query(f"SELECT count(*) FROM {relation}")[0][0],
+        "table_row_count" if filenames else "dagster/row_count":
+            warehouse.query(f"SELECT count(*) FROM {relation}")[0][0],
         "dagster/column_schema": TableSchema(columns=[
             TableColumn(name, type_, (described.get(name) or {}).get("description") or None)
             for name, type_ in warehouse.describe(relation)]),
@@ -236,10 +246,26 @@ def _table_metadata(warehouse: WarehouseResource, node: Mapping[str, Any],
         metadata.update(_mart_metadata(warehouse, relation))
     if filenames:
         placeholders = ", ".join("?" for _ in filenames)
-        metadata["partition_row_count"] = warehouse.query(
+        metadata["dagster/row_count"] = warehouse.query(
             f"SELECT count(*) FROM {relation} WHERE filename IN ({placeholders})", filenames)[0][0]
         metadata["files"] = ", ".join(filenames)
     return metadata
+
+
+def _report_months(context: AssetExecutionContext, warehouse: WarehouseResource, node: Mapping[str, Any],
+                   output_name: str, months: list[str]) -> None:
+    """Each month of a multi-month run of a partitioned model: its own row count and files on its
+    own materialization (taxi_platform/assets/common.py: report_month)."""
+    relation = f"{node['schema']}.{node['alias']}"
+    files = {month: partition_filenames(month, month) for month in months}
+    every = [name for names in files.values() for name in names]
+    counts = dict(warehouse.query(
+        f"SELECT filename, count(*) FROM {relation} WHERE filename IN ({', '.join('?' for _ in every)}) "
+        "GROUP BY filename", every))
+    key = context.asset_key_for_output(output_name)
+    for month, names in files.items():
+        context.add_asset_metadata({"dagster/row_count": sum(counts.get(n, 0) for n in names),
+                                    "files": ", ".join(names)}, asset_key=key, partition_key=month)
 
 
 MART_CHART_MONTHS = 24  # the chart shows the latest months; the table holds them all
@@ -289,25 +315,35 @@ def _failure_description(invocation, what: str) -> str:
 QUIET_DBT = {"DBT_VERSION_CHECK": "false", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
 
 
-@functools.cache
-def dbt_cli() -> DbtCliResource:
-    """The process's one dbt CLI resource: it runs `dbt --version` once, on its first invocation,
-    instead of once per step."""
-    return DbtCliResource(project_dir=taxi_dbt_project, dbt_executable=dbt_executable())
+def _summary(events: list, what: str, seconds: float, failed: bool) -> str:
+    """One line for the run log: what a dbt invocation built and tested, and how long it took."""
+    built = sum(isinstance(e, Output) for e in events)
+    checks = [e for e in events if isinstance(e, AssetCheckResult)]
+    passed = sum(c.passed for c in checks)
+    return (f"dbt for {what}: {built} built, {passed}/{len(checks)} tests passed in {seconds:.1f}s"
+            + (" — FAILED (see the step's stdout for dbt's own log)" if failed else ""))
 
 
-def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, args: list[str],
-            what: str, filenames: list[str] | None = None) -> Iterator[Any]:
-    """Run ``dbt <args>`` for the selected assets, then yield its events with table metadata.
+def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: DbtCliResource, args: list[str],
+            what: str, months: list[str] | None = None, env: dict[str, str] | None = None) -> Iterator[Any]:
+    """Run ``dbt <args>`` for the selected assets (with ``env`` set too) and yield its events with
+    table metadata: as dbt goes on a server warehouse; once it has exited on DuckDB, whose file
+    dbt's process holds while it runs (the row counts and schemas are read from the warehouse).
     A failed model or test fails the step with dbt's messages (after the events that did happen,
-    so a failed check is recorded and blocks what is downstream)."""
+    so a failed check is recorded and blocks what is downstream). dbt starts from what the last
+    invocation with the same profile parsed (partial parsing)."""
+    variables = {**QUIET_DBT, **warehouse.dbt_env(), **(env or {})}
+    filenames = partition_filenames(months[0], months[-1]) if months else None
+    events: list = []
     with tempfile.TemporaryDirectory(prefix="dbt-") as target, warehouse.exclusive(), \
-            dbt_environment({**QUIET_DBT, **warehouse.dbt_env()}):
-        invocation = dbt_cli().cli(args, context=context, raise_on_error=False, target_path=Path(target))
-        events = list(invocation.stream())
-        failed = not invocation.is_successful()
-        description = redact(_failure_description(invocation, what), warehouse.secrets()) if failed else None
-        for event in events:
+            dbt_environment(variables):
+        started = time.monotonic()
+        restore_partial_parse(Path(target))
+        invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=Path(target))
+        stream = invocation.stream()
+        if warehouse.held_by_dbt_while_it_runs:
+            stream = list(stream)
+        for event in stream:
             if isinstance(event, Output):
                 unique_id = event.metadata.get("unique_id")
                 node_id = unique_id.value if hasattr(unique_id, "value") else unique_id
@@ -316,7 +352,14 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, args: 
                     is_partitioned = "partitioned" in node.get("tags", [])
                     event = event.with_metadata({**event.metadata, **_table_metadata(
                         warehouse, node, filenames if is_partitioned else None)})
+                    if is_partitioned and months and len(months) > 1:
+                        _report_months(context, warehouse, node, event.output_name, months)
+            events.append(event)
             yield event
+        keep_partial_parse(Path(target))
+        failed = not invocation.is_successful()
+        context.log.info(_summary(events, what, time.monotonic() - started, failed))
+        description = redact(_failure_description(invocation, what), warehouse.secrets()) if failed else None
     if failed:
         if is_transient(RuntimeError(description)):  # dbt reports a lost connection or lock as text
             raise RuntimeError(description)
@@ -327,7 +370,7 @@ def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
     """The three ``@dbt_assets`` definitions (see the module docstring), their kinds and table
     names those of ``warehouse`` (the configured one when not given)."""
     translator = TaxiDbtTranslator(warehouse or configured_warehouse(),
-                                   settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+                                   settings=DagsterDbtTranslatorSettings(enable_asset_checks=True, enable_code_references=True))
     # What the three share: the project, the translator, the warehouse pool, the retry policy.
     shared = {"manifest": MANIFEST_PATH, "project": taxi_dbt_project, "dagster_dbt_translator": translator,
               "pool": WAREHOUSE_POOL, "retry_policy": TRANSIENT_RETRY_POLICY}
@@ -338,13 +381,13 @@ def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
         exclude=PARTITIONED_SELECT,
         name="dbt_reference_assets",
     )
-    def dbt_reference_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
+    def dbt_reference_assets(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: DbtCliResource):
         """Seeds (taxi zones, payment types), the staging views over silver and the dimensions:
         nothing here depends on the month, so these are unpartitioned. Silver's tables are created
         (empty) when missing, so a colour's view can be made before its first month loads."""
         for schema in SCHEMAS.values():
             warehouse.ensure_tables(schema)
-        yield from run_dbt(context, warehouse, ["build"], "the seeds, staging views and dimensions")
+        yield from run_dbt(context, warehouse, dbt, ["build"], "the seeds, staging views and dimensions")
 
     @dbt_assets(
         **shared,
@@ -353,24 +396,26 @@ def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
         partitions_def=all_colours_partitions(),
         backfill_policy=BackfillPolicy.single_run(),
     )
-    def dbt_trip_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
+    def dbt_trip_assets(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: DbtCliResource):
         """gold/fct_trips for a month (or a range, in a single-run backfill): the rows of those
         months' silver files, replaced in one transaction."""
         window = context.partition_time_window
         first, last = context.partition_key_range.start, context.partition_key_range.end
-        dbt_vars = {"min_date": window.start.strftime("%Y-%m-%d"), "max_date": window.end.strftime("%Y-%m-%d")}
+        # Not --vars: new vars make dbt parse the whole project (dbt_project/macros/partitions.sql).
+        window_env = {"TAXI_DBT_MIN_DATE": window.start.strftime("%Y-%m-%d"),
+                      "TAXI_DBT_MAX_DATE": window.end.strftime("%Y-%m-%d")}
         what = f"partition {first}" if first == last else f"partitions {first}..{last}"
-        yield from run_dbt(context, warehouse, ["build", "--vars", json.dumps(dbt_vars)], what,
-                           filenames=partition_filenames(first, last))
+        yield from run_dbt(context, warehouse, dbt, ["build"], what, months=list(context.partition_keys),
+                           env=window_env)
 
     @dbt_assets(
         **shared,
         select=MART_SELECT,
         name="dbt_mart_assets",
     )
-    def dbt_mart_assets(context: AssetExecutionContext, warehouse: WarehouseResource):
+    def dbt_mart_assets(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: DbtCliResource):
         """The marts, each recomputed whole over gold (unpartitioned: one table for every month)."""
-        yield from run_dbt(context, warehouse, ["build"], "the marts")
+        yield from run_dbt(context, warehouse, dbt, ["build"], "the marts")
 
     return [dbt_reference_assets, dbt_trip_assets, dbt_mart_assets]
 

@@ -140,6 +140,12 @@ class WarehouseResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
         raise NotImplementedError
 
     @property
+    def held_by_dbt_while_it_runs(self) -> bool:
+        """True when dbt's process holds the warehouse while it runs, so that this process cannot
+        read it until dbt exits (DuckDB's single-writer file); a server takes both at once."""
+        return False
+
+    @property
     def kind(self) -> str:
         """The Dagster kind shown on the assets (``duckdb``, ``postgres``, ``bigquery``)."""
         return self.name

@@ -66,6 +66,10 @@ class DuckDBWarehouseResource(WarehouseResource):
 
         return gx.url(Path(self.path).absolute(), self.memory_limit)
 
+    @property
+    def held_by_dbt_while_it_runs(self) -> bool:
+        return True  # one process opens the DuckDB file for writing at a time
+
     def dbt_env(self) -> dict[str, str]:
         # absolute: dbt runs in dbt_project/
         return {**super().dbt_env(), "TAXI_DUCKDB_PATH": str(Path(self.path).absolute()),
