@@ -17,6 +17,7 @@ from taxi_platform.assets.common import (
     months_of,
     months_table,
     preview_table,
+    report_month,
     upstream_file,
 )
 from taxi_platform.assets.factory import ingest_asset, ingest_key
@@ -105,22 +106,22 @@ def build_bronze_asset(schema: TripSchema, source: str | None = None):
             metadata={"unknown_columns": MetadataValue.json(unknown)})
         if failure is not None:
             raise failure
+        for r in rows:
+            report_month(context, r["month"], {
+                "dagster/row_count": r["rows"], "file": r["file"], "unchanged": r["unchanged"],
+                "files": MetadataValue.json({r["month"]: r["file"]}),
+                LOADS: loads_metadata({r["file"]: loads[r["file"]]}),
+                # a preview reads the table: one month's, not one per month of a backfill
+                **({"preview": preview_table(warehouse, table, r["file"])} if len(rows) == 1 else {})})
         metadata = {
-            "dagster/row_count": sum(r["rows"] for r in rows),
             "dagster/column_schema": column_schema(
                 [(c, "VARCHAR", "as in the file") for c in schema.sql_names]
                 + [("filename", "VARCHAR", "the source file")]),
             "table": table,
-            "unchanged": all(r["unchanged"] for r in rows),
-            "files": MetadataValue.json({r["month"]: r["file"] for r in rows}),
-            LOADS: loads_metadata(loads),
+            # what the whole run read (BigQuery bills by the bytes a query reads)
             **({"bytes_processed": sum(billed)} if billed is not None else {}),
+            **({"months": months_table(rows)} if len(rows) > 1 else {}),
         }
-        if len(rows) == 1:
-            metadata["file"] = rows[0]["file"]
-            metadata["preview"] = preview_table(warehouse, table, rows[0]["file"])
-        else:
-            metadata["months"] = months_table(rows)
         yield MaterializeResult(metadata=metadata)
 
     return bronze_tripdata

@@ -9,6 +9,7 @@ from dagster import (
     BackfillPolicy,
     MetadataValue,
     TableColumn,
+    TableRecord,
     TableSchema,
 )
 
@@ -26,14 +27,41 @@ def column_schema(columns: list[tuple[str, str, str]]) -> TableSchema:
     return TableSchema(columns=[TableColumn(name, type_, description) for name, type_, description in columns])
 
 
+def _cell(value):
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
+
+
+def _table_type(values: list) -> str:
+    kinds = {type(v) for v in values if v is not None}
+    if kinds and kinds <= {bool}:
+        return "bool"
+    if kinds and kinds <= {int}:
+        return "int"
+    if kinds and kinds <= {int, float}:
+        return "float"
+    return "string"
+
+
+def typed_table(names: list[str], rows: list[tuple]) -> MetadataValue:
+    """Rows as a table the UI can sort (``MetadataValue.table`` with its ``TableSchema``)."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    schema = TableSchema(columns=[TableColumn(name, _table_type([row[i] for row in cells]))
+                                  for i, name in enumerate(names)])
+    return MetadataValue.table(records=[TableRecord(dict(zip(names, row, strict=True))) for row in cells],
+                               schema=schema)
+
+
 def months_table(rows: list[dict]) -> MetadataValue:
-    """A markdown table of per-month figures, for steps that processed several months."""
-    if not rows:
-        return MetadataValue.md("")
-    names = list(rows[0])
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(str(r[n]) for n in names) + " |" for r in rows]
-    return MetadataValue.md("\n".join(lines))
+    """A table of per-month figures, for steps that processed several months."""
+    names = list(rows[0]) if rows else ["month"]
+    return typed_table(names, [tuple(r[n] for n in names) for r in rows])
+
+
+def report_month(context: AssetExecutionContext, month: str, metadata: dict) -> None:
+    """The month's own figures on the month's own materialization. A run of many months (a
+    single-run backfill, ``--partition-range``) records one materialization per month; what the
+    step returns goes on all of them, so the per-month figures go here and win over it."""
+    context.add_asset_metadata(metadata, partition_key=month)
 
 
 def tag_run(context: AssetExecutionContext, colour: str, filenames: list[str]) -> None:
@@ -54,8 +82,6 @@ def upstream_file(context: AssetExecutionContext, upstream: AssetKey, month: str
 
 
 def preview_table(warehouse, table: str, filename: str) -> MetadataValue:
-    """A few rows of the month in ``table`` as a Markdown table."""
+    """A few rows of the month in ``table``, as a typed table."""
     names, rows = warehouse.preview(table, filename)
-    lines = ["| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
-    return MetadataValue.md("\n".join(lines))
+    return typed_table(list(names), [tuple(row) for row in rows])

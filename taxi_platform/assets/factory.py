@@ -10,9 +10,10 @@ each month is done (and written in its own transaction) in turn.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 
-from dagster import AssetCheckSpec, AssetKey, asset
+from dagster import AssetCheckSpec, AssetKey, CodeReferencesMetadataValue, LocalFileCodeReference, asset
 
 from taxi_platform.assets.common import INGEST_BACKFILL_POLICY
 from taxi_platform.freshness import silver_freshness_policy
@@ -36,26 +37,37 @@ def ingest_asset(schema: TripSchema, layer: str, *, description: str, kinds: set
     warehouse pool, and show the configured warehouse's kind, table name and console link."""
     before = LAYERS[LAYERS.index(layer) - 1] if layer != LAYERS[0] else None
     writes_warehouse = layer in ("bronze", "silver")
-    metadata = None
+    metadata = {}
     if writes_warehouse:
         warehouse_now = configured_warehouse()
         kinds = {warehouse_now.kind, "table"}
         metadata = table_metadata(warehouse_now, f"{layer}.{schema.table}")
-    decorate = asset(
-        key=ingest_key(layer, schema),
-        deps=[ingest_key(before, schema)] if before else None,
-        group_name=layer,
-        partitions_def=partitions_for(schema.colour, source),
-        backfill_policy=INGEST_BACKFILL_POLICY,
-        retry_policy=TRANSIENT_RETRY_POLICY,
-        pool=WAREHOUSE_POOL if writes_warehouse else None,
-        kinds=kinds,
-        tags={"colour": schema.colour, "layer": layer},
-        owners=["team:data-platform"],
-        metadata=metadata,
-        check_specs=list(check_specs) or None,
-        description=description,
-        # silver: a new month is due at every deadline (taxi_platform/freshness.py)
-        freshness_policy=silver_freshness_policy(source) if layer == "silver" else None,
-    )
-    return lambda compute: decorate(retried_only_if_transient(compute))
+
+    def decorate(compute: Callable):
+        return asset(
+            key=ingest_key(layer, schema),
+            deps=[ingest_key(before, schema)] if before else None,
+            group_name=layer,
+            partitions_def=partitions_for(schema.colour, source),
+            backfill_policy=INGEST_BACKFILL_POLICY,
+            retry_policy=TRANSIENT_RETRY_POLICY,
+            pool=WAREHOUSE_POOL if writes_warehouse else None,
+            kinds=kinds,
+            tags={"colour": schema.colour, "layer": layer},
+            owners=["team:data-platform"],
+            metadata={**metadata, "dagster/code_references": code_reference(compute)},
+            check_specs=list(check_specs) or None,
+            description=description,
+            # silver: a new month is due at every deadline (taxi_platform/freshness.py)
+            freshness_policy=silver_freshness_policy(source) if layer == "silver" else None,
+        )(retried_only_if_transient(compute))
+
+    return decorate
+
+
+def code_reference(compute: Callable) -> CodeReferencesMetadataValue:
+    """Where the asset's own function is (its layer module, not the factory's wrappers): the UI's
+    "Open source" link."""
+    compute = inspect.unwrap(compute)
+    return CodeReferencesMetadataValue(code_references=[LocalFileCodeReference(
+        file_path=inspect.getsourcefile(compute), line_number=inspect.getsourcelines(compute)[1])])

@@ -6,7 +6,7 @@ import os
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
-from taxi_platform.assets.common import months_of, months_table, upstream_file
+from taxi_platform.assets.common import months_of, months_table, report_month, upstream_file
 from taxi_platform.assets.factory import ingest_asset, ingest_key
 from taxi_platform.errors import BadInputError
 from taxi_platform.lake import LakeResource
@@ -49,14 +49,13 @@ def build_lake_asset(schema: TripSchema, source: str | None = None):
             context.log.info(f"{filename}: {'unchanged at' if obj.unchanged else 'stored as'} {obj.uri}")
             rows.append({"month": month, "file": filename, "uri": obj.uri, "bytes": obj.size,
                          "sha256": obj.sha256, "unchanged": obj.unchanged})
-        files = MetadataValue.json({r["month"]: r["file"] for r in rows})
-        if len(rows) == 1:
-            (r,) = rows
-            metadata = {"uri": MetadataValue.url(r["uri"]), "bytes": r["bytes"],
-                        "sha256": r["sha256"], "unchanged": r["unchanged"], "files": files}
-        else:
-            metadata = {"bytes": sum(r["bytes"] for r in rows), "months": len(rows), "files": files,
-                        "objects": months_table([{k: v for k, v in r.items() if k != "file"} for r in rows])}
+        for r in rows:
+            report_month(context, r["month"], {
+                "uri": MetadataValue.url(r["uri"]), "bytes": r["bytes"], "sha256": r["sha256"],
+                "unchanged": r["unchanged"], "files": MetadataValue.json({r["month"]: r["file"]})})
+        metadata = {} if len(rows) == 1 else {
+            "months": len(rows),
+            "objects": months_table([{k: v for k, v in r.items() if k != "file"} for r in rows])}
         return MaterializeResult(metadata=metadata)
 
     return lake_tripdata

@@ -4,7 +4,7 @@ import json
 
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue
 
-from taxi_platform.assets.common import months_of, months_table, tag_run
+from taxi_platform.assets.common import months_of, months_table, report_month, tag_run
 from taxi_platform.assets.factory import ingest_asset
 from taxi_platform.schemas import CSV_GZ, PARQUET, TripSchema
 from taxi_platform.sources import TaxiSourceResource
@@ -59,16 +59,14 @@ def build_raw_asset(schema: TripSchema, source: str | None = None):
             rows.append({"month": month, "file": filename, "bytes": got.size,
                          "sha256": got.sha256, "url": got.url, "path": str(got.path)})
         tag_run(context, schema.colour, [r["file"] for r in rows])
-        files = MetadataValue.json({r["month"]: r["file"] for r in rows})
-        if len(rows) == 1:
-            (r,) = rows
-            metadata = {"url": MetadataValue.url(r["url"]) if r["url"].startswith("http") else r["url"],
-                        "bytes": r["bytes"], "sha256": r["sha256"], "path": MetadataValue.path(r["path"]),
-                        "file": r["file"], FILES: files}
-        else:
-            metadata = {"bytes": sum(r["bytes"] for r in rows), "months": len(rows), FILES: files,
-                        "files_table": months_table([{k: r[k] for k in ("month", "file", "bytes", "sha256")}
-                                                     for r in rows])}
+        for r in rows:
+            report_month(context, r["month"], {
+                "url": MetadataValue.url(r["url"]) if r["url"].startswith("http") else r["url"],
+                "bytes": r["bytes"], "sha256": r["sha256"], "path": MetadataValue.path(r["path"]),
+                "file": r["file"], FILES: MetadataValue.json({r["month"]: r["file"]})})
+        metadata = {} if len(rows) == 1 else {
+            "months": len(rows),
+            "files_table": months_table([{k: r[k] for k in ("month", "file", "bytes", "sha256")} for r in rows])}
         return MaterializeResult(metadata=metadata)
 
     return raw_tripdata

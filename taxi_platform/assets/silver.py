@@ -15,6 +15,7 @@ from taxi_platform.assets.common import (
     months_of,
     months_table,
     preview_table,
+    report_month,
 )
 from taxi_platform.assets.factory import ingest_asset, ingest_key
 from taxi_platform.assets.unchanged import LOADS, last_load, loads_metadata, unchanged_load
@@ -97,28 +98,28 @@ def build_silver_asset(schema: TripSchema, source: str | None = None):
                              metadata={"rows_quarantined": sum(r.rows_quarantined for _, r in results),
                                        "quarantine_table": f"{table}_quarantine"}),
         ]
+        for m, r in results:
+            report_month(context, m, {
+                "dagster/row_count": r.rows_out, "rows_in": r.rows_in,
+                "duplicates_collapsed": r.duplicates_collapsed,
+                "duplicates_in_other_files": r.duplicates_in_other_files,
+                "rows_quarantined": r.rows_quarantined, "pickups_outside_month": r.pickups_outside_month,
+                "file": r.filename, "unchanged": loads[r.filename]["unchanged"],
+                LOADS: loads_metadata({r.filename: loads[r.filename]}),
+                # a preview reads the table: one month's, not one per month of a backfill
+                **({"preview": preview_table(warehouse, table, r.filename)} if len(results) == 1 else {})})
         metadata = {
-            "dagster/row_count": sum(r.rows_out for _, r in results),
-            "rows_in": sum(r.rows_in for _, r in results),
-            "duplicates_collapsed": sum(r.duplicates_collapsed for _, r in results),
-            "duplicates_in_other_files": sum(r.duplicates_in_other_files for _, r in results),
-            "rows_quarantined": sum(r.rows_quarantined for _, r in results),
-            "pickups_outside_month": sum(r.pickups_outside_month for _, r in results),
             "dagster/column_schema": column_schema(
                 [(name, "VARCHAR", text) for name, text in SILVER_EXTRA_COLUMNS.items()]
                 + [(c.sql_name, c.type, c.description) for c in schema.columns]),
             "table": table,
-            "unchanged": all(load["unchanged"] for load in loads.values()),
-            LOADS: loads_metadata(loads),
+            # what the whole run read (BigQuery bills by the bytes a query reads)
             **({"bytes_processed": sum(billed)} if billed is not None else {}),
-        }
-        if len(results) == 1:
-            metadata["preview"] = preview_table(warehouse, table, results[0][1].filename)
-        else:
-            metadata["months"] = months_table([
+            **({"months": months_table([
                 {"month": m, "rows_in": r.rows_in, "rows_out": r.rows_out,
                  "duplicates": r.duplicates_collapsed, "quarantined": r.rows_quarantined}
-                for m, r in results])
+                for m, r in results])} if len(results) > 1 else {}),
+        }
         return MaterializeResult(metadata=metadata, check_results=checks)
 
     return silver_tripdata

@@ -61,3 +61,23 @@ def test_a_partition_range_loads_two_months_from_raw_to_gold_in_one_run(platform
                 AssetKey(["gold", "fct_trips"])} <= set(run.asset_selection)
         for key in (AssetKey(["silver", "yellow_tripdata"]), AssetKey(["gold", "fct_trips"])):
             assert set(MONTHS) <= instance.get_materialized_partitions(key), key
+        # one run, two months: each month's materialization carries that month's own figures
+        raw, silver_meta, gold = (_month_metadata(instance, key) for key in (
+            "raw/yellow_tripdata", "silver/yellow_tripdata", "gold/fct_trips"))
+    for month in MONTHS:
+        yellow, green = YELLOW.filename(month), GREEN.filename(month)
+        assert raw[month]["file"].value == yellow
+        assert raw[month]["bytes"].value == (mirror.root / "yellow" / yellow).stat().st_size
+        assert silver_meta[month]["dagster/row_count"].value == silver[yellow]
+        assert gold[month]["dagster/row_count"].value == silver[yellow] + silver[green]
+    assert silver_meta["2019-01"]["dagster/row_count"].value != silver_meta["2019-02"]["dagster/row_count"].value
+
+
+def _month_metadata(instance, key: str) -> dict:
+    """{month: the metadata of that month's latest materialization of ``key``}."""
+    from dagster import AssetRecordsFilter
+
+    asset_key = AssetKey.from_user_string(key)
+    return {month: instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=asset_key, asset_partitions=[month]), limit=1,
+    ).records[0].asset_materialization.metadata for month in MONTHS}
