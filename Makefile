@@ -36,10 +36,11 @@ test: install browser postgres  ## the whole suite: unit, integration, end-to-en
 
 # The instance: PostgreSQL (dagster.yaml) when DAGSTER_PG_HOST is set, else SQLite in
 # $(DAGSTER_HOME) (dagster.dev.yaml). Both: queued runs, run retries, pool limit 1 for warehouse writers.
-dev: install  ## Dagster UI and daemon on http://127.0.0.1:3000
+dev: install  ## Dagster UI and daemon on http://127.0.0.1:3000, Data Docs on :3001
 	$(BIN)/taxi-platform instance
 	@case "$${TAXI_LANDING_DIR:-}" in gs://*) ;; *) mkdir -p "$${TAXI_LANDING_DIR:-$${TAXI_DATA_DIR:-data}/landing}";; esac
-	exec $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	@# the checks' Data Docs links point at taxi-platform docs (TAXI_DATA_DOCS_URL); stopped with the UI
+	$(BIN)/taxi-platform docs & docs=$$!; trap "kill $$docs" EXIT; $(BIN)/dagster dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 gx-suites: install  ## (re)write the Great Expectations suites, checkpoints and data source in gx/
 	$(BIN)/python -m taxi_platform.checks.gx_suites

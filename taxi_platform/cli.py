@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -43,6 +44,22 @@ def _sample_source(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _stdout_to(path: Path):
+    """Send the process's stdout (file descriptor 1: dbt's output, echoed by dagster-dbt) to
+    ``path`` while the block runs; yields ``say``, which prints to the real stdout."""
+    sys.stdout.flush()
+    real = os.dup(1)
+    with open(path, "ab") as log:
+        os.dup2(log.fileno(), 1)
+        try:
+            yield lambda line: os.write(real, (line + "\n").encode())
+        finally:
+            sys.stdout.flush()
+            os.dup2(real, 1)
+            os.close(real)
+
+
 def _demo(args: argparse.Namespace) -> int:
     """Materialize every asset (raw to the dbt marts) for a few months on the embedded default,
     from a sample source; print the row counts, the mart's included."""
@@ -52,8 +69,9 @@ def _demo(args: argparse.Namespace) -> int:
         from taxi_platform.sample_source import write_sample_source
 
         source = data_dir / "sample_source"
-        print(f"writing an offline sample source ({args.rows:,} rows a month) to {source} ...")
-        write_sample_source(source, months, args.rows)
+        print(f"writing an offline sample source ({args.rows:,} yellow and "
+              f"{max(1, round(args.rows * args.green_share)):,} green rows a month) to {source} ...")
+        write_sample_source(source, months, args.rows, green_share=args.green_share)
         os.environ["TAXI_SOURCE_URL"] = str(source)
     print(f"source: {os.environ['TAXI_SOURCE_URL']}")
 
@@ -68,17 +86,20 @@ def _demo(args: argparse.Namespace) -> int:
 
     instance = DagsterInstance.get()  # DAGSTER_HOME (make sets .dagster_home/): runs show in the UI
     job = defs.resolve_implicit_global_asset_job_def()
-    for month in months:
-        started = time.monotonic()
-        result = job.execute_in_process(partition_key=month, instance=instance, raise_on_error=False,
-                                        tags={"taxi/demo": "true"})
-        status = "ok" if result.success else "FAILED"
-        print(f"  {month}: run {result.run_id[:8]} {status} in {time.monotonic() - started:.1f}s")
-        if not result.success:
-            for event in result.all_events:
-                if event.is_failure:
-                    print("   ", event.message)
-            return 1
+    dbt_log = data_dir / "demo-dbt-output.log"
+    print(f"runs log what each step did below; dbt's own output goes to {dbt_log}", flush=True)
+    with _stdout_to(dbt_log) as say:
+        for month in months:
+            started = time.monotonic()
+            result = job.execute_in_process(partition_key=month, instance=instance, raise_on_error=False,
+                                            tags={"taxi/demo": "true"})
+            status = "ok" if result.success else "FAILED"
+            say(f"  {month}: run {result.run_id[:8]} {status} in {time.monotonic() - started:.1f}s")
+            if not result.success:
+                for event in result.all_events:
+                    if event.is_failure:
+                        say(f"    {event.message}")
+                return 1
 
     warehouse = build_warehouse(Settings.from_env())
     print("\nloaded (rows per file):")
@@ -96,6 +117,32 @@ def _demo(args: argparse.Namespace) -> int:
     print(f"\n  {'gold.fct_trips':<32}{'(all files)':<36}{fct_rows:>10,}")
     print(f"  {mart:<32}{f'{months} pickup months, {trips:,} trips':<36}{mart_rows:>10,}")
     print("\nOpen the UI with `make dev`, then http://127.0.0.1:3000 (runs are in .dagster_home/).")
+    return 0
+
+
+def _docs(args: argparse.Namespace) -> int:
+    """Serve the Great Expectations Data Docs (``<TAXI_DATA_DIR>/gx_data_docs``) on 127.0.0.1, where
+    the checks' ``data_docs`` links (TAXI_DATA_DOCS_URL) point."""
+    import functools
+    import http.server
+    from urllib.parse import urlsplit
+
+    from taxi_platform.checks.gx_context import data_docs_dir
+    from taxi_platform.settings import Settings
+
+    settings = Settings.from_env()
+    folder = data_docs_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    port = args.port or urlsplit(settings.data_docs_url).port or 3001
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    print(f"Data Docs of {folder} on http://127.0.0.1:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 
@@ -128,8 +175,16 @@ def main(argv: list[str] | None = None) -> int:
 
     demo = sub.add_parser("demo", help="materialize every asset for a few months, offline")
     demo.add_argument("--months", default="2019-01..2019-03")
-    demo.add_argument("--rows", type=int, default=20_000)
+    demo.add_argument("--rows", type=int, default=20_000, help="yellow rows a month (default 20,000)")
+    # The city's balance: green files hold ~9% of yellow's rows in 2019 (published-metadata:
+    # 2019-01 green 672,105 trips, yellow 7,696,617).
+    demo.add_argument("--green-share", type=float, default=0.09,
+                      help="green rows a month as a share of --rows (default 0.09, as published in 2019)")
     demo.set_defaults(func=_demo)
+
+    docs = sub.add_parser("docs", help="serve the Great Expectations Data Docs on 127.0.0.1")
+    docs.add_argument("--port", type=int, default=None, help="default: TAXI_DATA_DOCS_URL's port (3001)")
+    docs.set_defaults(func=_docs)
 
     instance = sub.add_parser("instance", help="write $DAGSTER_HOME/dagster.yaml and create its storage")
     instance.set_defaults(func=_instance)

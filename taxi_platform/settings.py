@@ -18,6 +18,7 @@ from taxi_platform.partitions import source_from_env
 
 DEFAULT_SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
 DEFAULT_TLC_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data"
+DEFAULT_DATA_DOCS_URL = "http://127.0.0.1:3001"
 
 
 @dataclass(frozen=True)
@@ -44,8 +45,6 @@ VARIABLES: list[Variable] = [
         ("TAXI_DATA_DIR", "./data", "raw downloads, the local lake, the DuckDB file, GX results and Data Docs"),
         ("TAXI_MAX_QUARANTINE_FRACTION", "0.01", "above this share of untypable rows a month is refused, not loaded"),
         ("TAXI_FORCE_RELOAD", "(unset)", "`1`: reload months even when unchanged (as the run tag `taxi/reload=true`)"),
-        ("TAXI_LOG_LEVEL", "INFO", ("the run logs' console level (`DEBUG` for Dagster's step events too); the UI's "
-                                    "event log keeps every event")),
     ),
     *_group(
         "Warehouse",
@@ -82,6 +81,8 @@ VARIABLES: list[Variable] = [
         ("TAXI_PUBLICATION_INTERVAL_SECONDS", "3600", "how often the publication sensor probes the source"),
         ("TAXI_WATCHDOG_INTERVAL_SECONDS", "60", "how often `dead_run_sensor` looks for runs whose worker died"),
         ("TAXI_AUTOMATION_INTERVAL_SECONDS", "30", "how often `dbt_automation_sensor` evaluates the dbt assets' conditions"),
+        ("TAXI_DATA_DOCS_URL", "http://127.0.0.1:3001", ("where the checks' Data Docs links point: `taxi-platform docs` "
+                                                         "(started by `make dev`) serves `<TAXI_DATA_DIR>/gx_data_docs` there")),
     ),
     *_group(
         "Freshness",
@@ -117,7 +118,8 @@ VARIABLES: list[Variable] = [
 ]
 
 # Set by the platform itself, for the GX file-context's config substitution: never by users.
-INTERNAL_VARIABLES = {"TAXI_GX_WAREHOUSE_URL", "TAXI_GX_RESULTS_DIR", "TAXI_GX_DATA_DOCS_DIR"}
+INTERNAL_VARIABLES = {"TAXI_GX_WAREHOUSE_URL", "TAXI_GX_RESULTS_DIR", "TAXI_GX_DATA_DOCS_DIR",
+                      "TAXI_DBT_MIN_DATE", "TAXI_DBT_MAX_DATE"}
 
 
 def settings_markdown() -> str:
@@ -157,7 +159,7 @@ class Settings:
     tlc_url: str = DEFAULT_TLC_URL
     force_reload: bool = False
     automation_interval_seconds: int = 30
-    log_level: str = "INFO"
+    data_docs_url: str = DEFAULT_DATA_DOCS_URL
 
     @property
     def bigquery_bucket(self) -> str:
@@ -193,7 +195,7 @@ class Settings:
             tlc_url=env.get("TAXI_TLC_URL") or DEFAULT_TLC_URL,
             force_reload=(env.get("TAXI_FORCE_RELOAD") or "").lower() in ("1", "true", "yes"),
             automation_interval_seconds=int(env.get("TAXI_AUTOMATION_INTERVAL_SECONDS") or 30),
-            log_level=(env.get("TAXI_LOG_LEVEL") or "INFO").upper(),
+            data_docs_url=(env.get("TAXI_DATA_DOCS_URL") or DEFAULT_DATA_DOCS_URL).rstrip("/"),
         )
 
 

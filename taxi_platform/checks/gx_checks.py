@@ -33,7 +33,7 @@ from dagster import (
     asset_check,
 )
 
-from taxi_platform.checks.gx_context import data_docs_dir, open_context
+from taxi_platform.checks.gx_context import data_docs_dir, open_context, served_url
 from taxi_platform.checks.gx_runner import (
     SuiteOutcome,
     check_result,
@@ -68,8 +68,9 @@ def _rules_text(suite: Suite) -> str:
 
 
 def _docs_index() -> str | None:
+    """The Data Docs' index page as ``taxi-platform docs`` serves it (TAXI_DATA_DOCS_URL)."""
     index = data_docs_dir() / "index.html"
-    return str(index) if index.is_file() else None
+    return served_url(index.absolute().as_uri()) if index.is_file() else None
 
 
 def _build(suite: Suite, validate: Validate, partitions_def, extra_description: str = ""):

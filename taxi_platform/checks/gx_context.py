@@ -44,6 +44,16 @@ def data_docs_dir(settings: Settings | None = None) -> Path:
     return (settings or Settings.from_env()).data_dir / "gx_data_docs"
 
 
+def served_url(url: str | None, settings: Settings | None = None) -> str | None:
+    """A Data Docs page's ``file://`` URL as TAXI_DATA_DOCS_URL serves it (``taxi-platform docs``):
+    a browser follows an http link from the Dagster UI, never a file:// one."""
+    settings = settings or Settings.from_env()
+    root = data_docs_dir(settings).absolute().as_uri()
+    if url and url.startswith(root + "/"):
+        return settings.data_docs_url + url[len(root):]
+    return url
+
+
 def results_dir(settings: Settings | None = None) -> Path:
     return (settings or Settings.from_env()).data_dir / "gx_validations"
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 
-from taxi_platform.checks.gx_context import DATA_DOCS_SITE
+from taxi_platform.checks.gx_context import DATA_DOCS_SITE, served_url
 from taxi_platform.checks.gx_suites import BY_FILE, BY_LOAD, EXAMPLES, WHOLE_TABLE, Suite
 from taxi_platform.partitions import month_bounds
 
@@ -217,7 +217,7 @@ def _run_checkpoint(context, suite: Suite, month: str | None, batch_label: str,
         evaluated=int(stats.get("evaluated_expectations", len(validation.results))),
         successful=int(stats.get("successful_expectations", 0)),
         failures=failures, seconds=round(seconds, 3),
-        data_docs_url=urls[0]["site_url"] if urls else None, row_count=row_count)
+        data_docs_url=served_url(urls[0]["site_url"]) if urls else None, row_count=row_count)
 
 
 def _key(result) -> str:
@@ -306,7 +306,7 @@ def check_result(suite: Suite, outcomes: list[SuiteOutcome], docs_index: str | N
             + [f"| {o.month} | {o.filename} | {o.success} | {len(o.failures)} | {o.seconds} | "
                f"{o.data_docs_url or ''} |" for o in outcomes]))
     if docs_index:
-        metadata["data_docs_index"] = MetadataValue.path(docs_index)
+        metadata["data_docs_index"] = MetadataValue.url(docs_index)
     if failed:
         head = (f"{suite.name}: {len(all_failures)} expectation(s) failed"
                 + (f" in {', '.join(o.month for o in failed)}" if len(outcomes) > 1 else f" on {failed[0].filename}"))

@@ -1,7 +1,9 @@
 """The Dagster UI as a person uses it, in headless Chromium against `dagster dev` (webserver and
 daemon, the instance of `make dev`), sourcing from the local HTTP mirror: the asset graph shows
 every layer; a month is materialized from the asset page; a two-month backfill is launched from
-the same page and completes; the asset page shows the row count and the check results.
+the same page and completes; the asset page shows the row count, the check results, the link to
+the asset's source file and, per partition, each month's own row count; the GX check's Data Docs
+link opens its validation page (served by `taxi-platform docs`, started beside `dagster dev`).
 
 Screenshots of every step go to test-artifacts/ui/ (gitignored); the last one,
 asset-graph.png, is the picture of the lineage used in docs/.
@@ -33,6 +35,8 @@ ASSETS = ["green_tripdata", "yellow_tripdata", "taxi_zone_lookup", "stg_green_tr
 SILVER = "/assets/silver/yellow_tripdata"
 UPSTREAM = f"{SILVER}?view=lineage&lineageScope=upstream"
 CHECKS = ["gx_silver_suite", "no_rows_quarantined", "row_reconciliation", "unique_row_id_is_unique"]
+GX_SUITE = "silver_yellow_tripdata"  # the suite gx_silver_suite runs
+JANUARY_ROWS = 10_000  # the real January sample
 SHOTS = ARTIFACTS / "ui"
 VIEWPORT = {"width": 1600, "height": 1000}
 
@@ -106,6 +110,40 @@ def _check_results(page, expect, listed_as_succeeded: bool = True, gx_covers: st
                    ).to_be_visible()
 
 
+def _check_detail(page, expect, name: str):
+    """The Checks tab with one check's detail panel open."""
+    page.goto(f"{SILVER}?view=checks")
+    page.locator("span", has=page.locator(f'[title="{name}"]')).first.click()
+    expect(page.locator('[aria-label="asset_check"] + span')).to_have_text(name)
+
+
+def _open_data_docs(page, expect, month: str):
+    """gx_silver_suite's latest execution links its validation (the `data_docs` URL entry, shown
+    for a one-month run); the UI opens it in a new tab, served over http by `taxi-platform docs`."""
+    _check_detail(page, expect, "gx_silver_suite")
+    link = page.locator("tr", has=page.get_by_text("data_docs", exact=True)).get_by_role("link").first
+    served = rf"^http://127\.0\.0\.1:\d+/validations/{GX_SUITE}/.*{month}.*\.html$"  # not file://
+    expect(link).to_have_attribute("href", re.compile(served))
+    with page.context.expect_page() as opened:
+        link.click()
+    docs = opened.value
+    docs.wait_for_load_state()
+    expect(docs.get_by_text("Expectation Validation Result")).to_be_visible()
+    expect(docs.get_by_text(f"Expectation Suite: {GX_SUITE}")).to_be_visible()
+    expect(docs.get_by_text("Status: Succeeded")).to_be_visible()
+    expect(docs.get_by_text(f"yellow_tripdata_{month}.csv.gz").first).to_be_visible()  # the month's batch
+    return docs
+
+
+def _partition_row_count(page, expect, month: str, rows: int):
+    """The Partitions tab: pick the month in the list; its own materialization's row count."""
+    page.get_by_placeholder("Filter by name…").fill(month)
+    page.locator(f'[data-tooltip="{month}"]').click()  # the list item, not the months table's cell
+    expect(page).to_have_url(re.compile(rf"[?&]partition={month}\b"))
+    row_count = page.locator("tr", has=page.get_by_text("dagster/row_count", exact=True)).last
+    expect(row_count.locator("td").nth(1)).to_have_text(str(rows))
+
+
 def _expand_all_groups(page, expect):
     """The lineage shows groups collapsed at first; ⌥E is its "Expand all groups" (a toggle
     whose state the UI remembers, so press it only when the groups are collapsed)."""
@@ -150,13 +188,23 @@ def test_the_ui_shows_every_layer_materializes_a_month_and_backfills_two(dagster
         expect(page.get_by_text("Loading run logs…")).to_have_count(0)
         shot("run-2019-01")
 
-        # The asset page: the month's row count and the four checks, all passed.
+        # The asset page: the month's row count, the link to the asset's own source file
+        # (dagster/code_references, opened in the editor) and the four checks, all passed.
         page.goto(SILVER)
         expect(page.get_by_text("Row count")).to_be_visible()
-        expect(page.get_by_text("10,000", exact=True)).to_be_visible()  # the real January sample
+        expect(page.get_by_text(f"{JANUARY_ROWS:,}", exact=True)).to_be_visible()
+        expect(page.get_by_text("Source code", exact=True)).to_be_visible()
+        source = page.locator("a", has=page.get_by_title("silver.py", exact=True))
+        expect(source).to_contain_text(re.compile(r"Open\s*silver\.py.*in editor"))
+        expect(source).to_have_attribute("href", re.compile(r"/taxi_platform/assets/silver\.py:\d+$"))
         shot("silver-overview-2019-01")
         _check_results(page, expect)
         shot("silver-checks-2019-01")
+
+        # The GX check's Data Docs link: the month's validation page, served beside the UI.
+        docs = _open_data_docs(page, expect, "2019-01")
+        shot("gx-data-docs-2019-01", page=docs)
+        docs.close()
 
         # A backfill of two months from the same page: one run (single-run backfill policy).
         dialog = _open_materialize_dialog(page, expect)
@@ -168,11 +216,19 @@ def test_the_ui_shows_every_layer_materializes_a_month_and_backfills_two(dagster
         assert len(state["runs"]) == 1, state  # both months in one run
 
         rows = _silver_rows(dagster_ui)
-        assert rows > 10_000
+        february = rows - JANUARY_ROWS
+        assert february > 0
         page.goto(SILVER)
-        expect(page.get_by_text(f"{rows:,}", exact=True)).to_be_visible()  # row count of both months
+        # Each month's materialization carries its own figures: the overview shows the latest
+        # partition's, February's alone.
+        expect(page.get_by_text(f"{february:,}", exact=True)).to_be_visible()
         expect(page.get_by_text("2019-02", exact=True).first).to_be_visible()  # latest partition
         shot("silver-overview-backfill")
+        page.goto(f"{SILVER}?view=partitions")
+        _partition_row_count(page, expect, "2019-01", JANUARY_ROWS)
+        shot("silver-partition-2019-01")
+        _partition_row_count(page, expect, "2019-02", february)
+        shot("silver-partition-2019-02")
         _check_results(page, expect, listed_as_succeeded=False, gx_covers="2019-02")
         shot("silver-checks-backfill")
 

@@ -5,8 +5,6 @@ CLI, where every step is its own process.)"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from dagster import AssetCheckSeverity, AssetKey, DagsterInstance, materialize
 
@@ -14,6 +12,7 @@ from taxi_platform.assets import ingest_assets
 from taxi_platform.checks import all_checks
 from taxi_platform.resources import resources_from_env
 from taxi_platform.schemas import YELLOW
+from taxi_platform.settings import DEFAULT_DATA_DOCS_URL
 from tests.support.runs import rewrite_csv, table_digest
 
 REAL = "yellow_tripdata_2019-01.csv.gz"
@@ -55,9 +54,9 @@ def test_a_clean_real_month_passes_both_gx_checks_with_their_metadata_in_a_real_
         assert meta["file"].value == REAL and meta["rows_validated"].value == 10_000
         assert meta["failed_expectations"].value == []
         assert meta["evaluated_expectations"].value == meta["successful_expectations"].value > 0
-        docs = meta["data_docs"].value
-        assert docs.startswith("file://") and Path(docs.removeprefix("file://")).is_file()
-        assert str(platform_env.data_dir / "gx_data_docs") in docs
+        docs = meta["data_docs"].value  # served by `taxi-platform docs`, a link a browser follows
+        assert docs.startswith(f"{DEFAULT_DATA_DOCS_URL}/validations/")
+        assert (platform_env.data_dir / "gx_data_docs" / docs.removeprefix(DEFAULT_DATA_DOCS_URL + "/")).is_file()
     assert "2019-01" in _silver_partitions(instance)
 
 

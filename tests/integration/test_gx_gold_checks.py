@@ -23,7 +23,7 @@ from taxi_platform.assets.dbt import dbt_asset_defs, dbt_mart_assets, dbt_trip_a
 from taxi_platform.checks import all_checks
 from taxi_platform.resources import build_warehouse, resources_from_env
 from taxi_platform.schemas import GREEN, YELLOW
-from taxi_platform.settings import Settings
+from taxi_platform.settings import DEFAULT_DATA_DOCS_URL, Settings
 from tests.support.runs import failure_messages
 
 FCT, MART = AssetKey(["gold", "fct_trips"]), AssetKey(["marts", "dm_monthly_zone_revenue"])
@@ -97,9 +97,9 @@ def run_checks_only(instance):
 
 
 def assert_data_docs(meta, platform_env):
-    docs = meta["data_docs"].value
-    assert docs.startswith(f"file://{platform_env.data_dir / 'gx_data_docs'}/")
-    assert Path(docs.removeprefix("file://")).is_file()
+    docs = meta["data_docs"].value  # served by `taxi-platform docs`, a link a browser follows
+    assert docs.startswith(f"{DEFAULT_DATA_DOCS_URL}/validations/")
+    assert (platform_env.data_dir / "gx_data_docs" / docs.removeprefix(DEFAULT_DATA_DOCS_URL + "/")).is_file()
 
 
 def test_a_clean_real_month_passes_the_gold_and_mart_checks_with_their_metadata(instance, platform_env):

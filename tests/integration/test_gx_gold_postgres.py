@@ -12,7 +12,7 @@ from taxi_platform.assets import ingest_assets
 from taxi_platform.assets.dbt import dbt_asset_defs, dbt_mart_assets, dbt_trip_assets
 from taxi_platform.checks import all_checks
 from taxi_platform.resources import build_warehouse, resources_from_env
-from taxi_platform.settings import Settings
+from taxi_platform.settings import DEFAULT_DATA_DOCS_URL, Settings
 from tests.support.runs import failure_messages
 
 FCT, MART = AssetKey(["gold", "fct_trips"]), AssetKey(["marts", "dm_monthly_zone_revenue"])
@@ -49,7 +49,7 @@ def test_every_gx_check_runs_on_postgresql_and_the_gold_and_mart_checks_catch_se
         assert checks["marts/dm_monthly_zone_revenue:gx_marts_suite"].passed
         gold = checks["gold/fct_trips:gx_gold_suite"]
         assert gold.metadata["rows_validated"].value == 10_000 + 8
-        assert gold.metadata["data_docs"].value.startswith("file://")
+        assert gold.metadata["data_docs"].value.startswith(f"{DEFAULT_DATA_DOCS_URL}/validations/")
 
         (trip_id,), = warehouse.query("SELECT trip_id FROM gold.fct_trips WHERE service_type = 'Yellow' "
                                       "ORDER BY trip_id LIMIT 1")

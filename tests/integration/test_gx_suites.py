@@ -15,7 +15,7 @@ from taxi_platform.checks.gx_runner import check_result, validate_file, validate
 from taxi_platform.checks.gx_suites import bronze_suite, silver_suite
 from taxi_platform.errors import BadInputError
 from taxi_platform.schemas import YELLOW
-from taxi_platform.settings import Settings
+from taxi_platform.settings import DEFAULT_DATA_DOCS_URL, Settings
 from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from tests.support.runs import rewrite_csv
 
@@ -93,8 +93,8 @@ def test_the_real_yellow_january_sample_passes_the_bronze_and_silver_suites(ware
         assert result.passed and outcome.row_count == 10_000
         assert outcome.evaluated == len(suite.rules) == outcome.successful
         docs = result.metadata["data_docs"].value
-        assert docs.startswith(f"file://{platform_env.data_dir / 'gx_data_docs'}/") and docs.endswith(".html")
-        assert (platform_env.data_dir / "gx_data_docs" / docs.split("gx_data_docs/", 1)[1]).is_file()
+        assert docs.startswith(f"{DEFAULT_DATA_DOCS_URL}/validations/") and docs.endswith(".html")
+        assert (platform_env.data_dir / "gx_data_docs" / docs.removeprefix(DEFAULT_DATA_DOCS_URL + "/")).is_file()
     assert second_passes == [[], []]  # nothing failed: no examples looked for
 
 

@@ -5,7 +5,9 @@ The server runs as `make dev` runs it: `dagster dev -w workspace.yaml` from the 
 ``dagster.dev.yaml`` copied to a temporary DAGSTER_HOME (queued runs, pools, run retries), a
 temporary TAXI_DATA_DIR and TAXI_SOURCE_URL pointing at a local HTTP mirror. It listens on
 127.0.0.1 on a free port and is stopped with its whole process group (webserver, daemon, code
-server, run workers).
+server, run workers). Beside it, as `make dev` does, `taxi-platform docs` serves the Great
+Expectations Data Docs on another free port, where TAXI_DATA_DOCS_URL (the checks' ``data_docs``
+links) points.
 
 The browser is Debian's ``/usr/bin/chromium`` (``make browser`` installs it), driven by the
 ``playwright`` package: never ``playwright install``, whose download fails offline.
@@ -66,6 +68,8 @@ class DagsterDev:
     log: Path
     env: dict[str, str]
     _process: subprocess.Popen | None = field(default=None, repr=False)
+    docs_url: str = ""  # `taxi-platform docs`: the Data Docs the checks link to
+    _docs: subprocess.Popen | None = field(default=None, repr=False)
 
     def log_tail(self, chars: int = 4000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
@@ -93,6 +97,7 @@ class DagsterDev:
         raise TimeoutError(f"dagster dev not ready after {timeout}s ({last}):\n{self.log_tail()}")
 
     def stop(self) -> None:
+        _interrupt(self._docs)
         if self._process is None or self._process.poll() is not None:
             return
         # Ctrl-C, as a person stops it (dagster dev ignores SIGTERM for a long while); then the
@@ -113,22 +118,22 @@ class DagsterDev:
             pass
 
 
-def start_dagster_dev(base: Path, source_url: str, extra_env: dict[str, str] | None = None) -> DagsterDev:
-    """`dagster dev` with its own DAGSTER_HOME (dagster.dev.yaml, as `make dev` writes it) and data
-    dir under ``base``, sourcing from ``source_url``; returns once the code location has loaded."""
-    home, data_dir = base / "dagster_home", base / "data"
-    home.mkdir(parents=True)
-    (data_dir / "landing").mkdir(parents=True)  # `make dev` creates the landing area too
-    shutil.copyfile(REPO / "dagster.dev.yaml", home / "dagster.yaml")
-    port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "TAXI_DATA_DIR": str(data_dir),
-           "TAXI_SOURCE_URL": source_url, "TAXI_DUCKDB_PATH": str(data_dir / "warehouse.duckdb"),
-           "TAXI_DAGSTER_UI_URL": f"http://127.0.0.1:{port}", **(extra_env or {})}
-    for key in ("TAXI_LAKE", "TAXI_LAKE_DIR", "TAXI_WAREHOUSE", "TAXI_LANDING_DIR", "TAXI_ALERT_WEBHOOK_URL",
-                "TAXI_ALERT_SMTP_HOST", "TAXI_AUTOMATION_DEFAULT_STATUS", "DAGSTER_PG_HOST"):
-        if key not in (extra_env or {}):
-            env.pop(key, None)
-    log = base / "dagster-dev.log"
+def _interrupt(process: subprocess.Popen | None) -> None:
+    """Ctrl-C to a process started here (its own session), then SIGKILL if it lingers."""
+    if process is None or process.poll() is not None:
+        return
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+            process.wait(10)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     # stop() sends Ctrl-C first: when the tests run in the background, SIGINT is inherited as
     # ignored, and an ignored signal stays ignored in the child; so spawn it with the default.
     ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
@@ -136,13 +141,60 @@ def start_dagster_dev(base: Path, source_url: str, extra_env: dict[str, str] | N
         signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         with open(log, "wb") as out:
-            process = subprocess.Popen(
-                [str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port), "-w", "workspace.yaml"],
-                cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            return subprocess.Popen(command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
     finally:
         if ignored:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
-    server = DagsterDev(f"http://127.0.0.1:{port}", port, home, data_dir, log, env, process)
+
+
+def _wait_for_docs(process: subprocess.Popen, url: str, log: Path, timeout: float = 60) -> None:
+    """Until `taxi-platform docs` answers on ``url``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(f"taxi-platform docs exited ({process.returncode}):\n"
+                               f"{log.read_text(errors='replace')}")
+        try:
+            with urllib.request.urlopen(url + "/", timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"taxi-platform docs not answering on {url} after {timeout}s") from None
+            time.sleep(0.5)
+
+
+def start_dagster_dev(base: Path, source_url: str, extra_env: dict[str, str] | None = None) -> DagsterDev:
+    """`dagster dev` with its own DAGSTER_HOME (dagster.dev.yaml, as `make dev` writes it) and data
+    dir under ``base``, sourcing from ``source_url``, and `taxi-platform docs` serving the Data
+    Docs its checks link to; returns once the code location has loaded."""
+    home, data_dir = base / "dagster_home", base / "data"
+    home.mkdir(parents=True)
+    (data_dir / "landing").mkdir(parents=True)  # `make dev` creates the landing area too
+    shutil.copyfile(REPO / "dagster.dev.yaml", home / "dagster.yaml")
+    port = free_port()
+    docs_port = free_port()
+    while docs_port == port:
+        docs_port = free_port()
+    docs_url = f"http://127.0.0.1:{docs_port}"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "TAXI_DATA_DIR": str(data_dir),
+           "TAXI_SOURCE_URL": source_url, "TAXI_DUCKDB_PATH": str(data_dir / "warehouse.duckdb"),
+           "TAXI_DAGSTER_UI_URL": f"http://127.0.0.1:{port}", "TAXI_DATA_DOCS_URL": docs_url,
+           **(extra_env or {})}
+    for key in ("TAXI_LAKE", "TAXI_LAKE_DIR", "TAXI_WAREHOUSE", "TAXI_LANDING_DIR", "TAXI_ALERT_WEBHOOK_URL",
+                "TAXI_ALERT_SMTP_HOST", "TAXI_AUTOMATION_DEFAULT_STATUS", "DAGSTER_PG_HOST"):
+        if key not in (extra_env or {}):
+            env.pop(key, None)
+    log, docs_log = base / "dagster-dev.log", base / "taxi-platform-docs.log"
+    docs = _spawn([str(BIN / "taxi-platform"), "docs", "--port", str(docs_port)], env, docs_log)
+    try:
+        _wait_for_docs(docs, docs_url, docs_log)
+        process = _spawn([str(BIN / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(port),
+                          "-w", "workspace.yaml"], env, log)
+    except BaseException:
+        _interrupt(docs)
+        raise
+    server = DagsterDev(f"http://127.0.0.1:{port}", port, home, data_dir, log, env, process, docs_url, docs)
     try:
         server.wait_until_loaded()
     except BaseException:
@@ -261,8 +313,9 @@ class Screenshots:
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
 
-    def __call__(self, name: str, **options) -> Path:
+    def __call__(self, name: str, page=None, **options) -> Path:
+        """The page under test, or another one (a link the UI opened in a new tab)."""
         self.count += 1
         path = self.folder / f"{self.count:02d}-{name}.png"
-        self.page.screenshot(path=str(path), **options)
+        (page or self.page).screenshot(path=str(path), **options)
         return path
