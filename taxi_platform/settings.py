@@ -226,6 +226,19 @@ class FromEnvironment:
         configured = {field: EnvVar(name) for field, name in cls.ENV_FIELDS.items() if env.get(name)}
         return cls(**{**configured, **values})
 
+    def _with_updated_values(self, values):
+        # Run config for some fields (e.g. the source's timeout_seconds) is merged by Dagster over
+        # the resource's own field values, where a field given as an EnvVar still holds the
+        # variable's *name* (Dagster resolves EnvVars only in the config it processes): resolve
+        # those here, or the run would use "TAXI_SOURCE_URL" as the URL.
+        from dagster import EnvVar
+
+        resolved = dict(values or {})
+        for field, value in self._get_non_default_public_field_values().items():
+            if field not in resolved and isinstance(value, EnvVar):
+                resolved[field] = value.get_value()
+        return super()._with_updated_values(resolved)
+
 
 def _landing_location(value: str) -> str:
     return value if value.startswith("gs://") else str(Path(value).absolute())

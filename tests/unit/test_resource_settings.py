@@ -77,3 +77,11 @@ def test_an_unset_variable_keeps_its_default_derived_from_the_data_dir(monkeypat
 def test_no_asset_module_reads_the_environment(module):
     text = (ASSETS / module).read_text()
     assert "os.environ" not in text and "getenv" not in text, f"taxi_platform/assets/{module} reads os.environ"
+
+
+def test_run_config_for_one_field_keeps_the_others_set_by_their_variables(monkeypatch):
+    monkeypatch.setenv("TAXI_SOURCE_URL", "http://127.0.0.1:9/mirror")
+    source = resources_from_env()["source"]
+    with build_resources({"source": source}, resource_config={"source": {"config": {"timeout_seconds": 3}}}) as built:
+        assert built.source.timeout_seconds == 3
+        assert built.source.base_url == "http://127.0.0.1:9/mirror"  # the value, not "TAXI_SOURCE_URL"
