@@ -5,15 +5,28 @@ VENV := .venv
 BIN := $(VENV)/bin
 export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 
-.PHONY: install demo test dev lint lock clean gx-suites dbt-manifest bench browser postgres docs
+.PHONY: install install-gcp install-test demo test dev lint lock clean gx-suites dbt-manifest bench browser postgres docs
 
+# Three pinned sets (pyproject.toml says which is which): the default (DuckDB, PostgreSQL), the
+# Google Cloud stack on top (GCS lake, BigQuery), and the test tools on top of both.
+PIP := $(BIN)/python -m pip install --quiet --disable-pip-version-check
 $(BIN)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(PIP) -r requirements.lock
+	$(PIP) --no-deps -e .
 	@touch $@
 
-install: $(BIN)/.installed  ## virtual environment with the pinned packages
+$(BIN)/.installed-gcp: $(BIN)/.installed requirements-gcp.lock
+	$(PIP) -r requirements-gcp.lock
+	@touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed requirements-test.lock
+	$(PIP) -r requirements-test.lock
+	@touch $@ $(BIN)/.installed-gcp
+
+install: $(BIN)/.installed  ## virtual environment with the pinned packages of the default (DuckDB, PostgreSQL)
+install-gcp: $(BIN)/.installed-gcp  ## ... and of the GCS lake and BigQuery (TAXI_LAKE=gcs, TAXI_WAREHOUSE=bigquery)
+install-test: $(BIN)/.installed-test  ## ... and of the test tools
 
 demo: install  ## materialize every asset for three months from an offline sample source
 	$(BIN)/taxi-platform demo
@@ -30,7 +43,7 @@ postgres:  ## Debian's PostgreSQL 15 for the tests, installed when missing (need
 # Three workers on two cores: most tests wait on servers, subprocesses and dbt, not the CPU (four were slower). A test
 # file runs whole on one worker (its module fixtures are built once). PYTEST_WORKERS=0: one process.
 PYTEST_WORKERS ?= 3
-test: install browser postgres  ## the whole suite: unit, integration, end-to-end
+test: install-test browser postgres  ## the whole suite: unit, integration, end-to-end
 	@mkdir -p $(DAGSTER_HOME)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS)
 
@@ -53,16 +66,17 @@ docs: install  ## regenerate docs/settings.md from taxi_platform/settings.py
 dbt-manifest: install  ## parse the dbt project into dbt_project/target/manifest.json
 	$(BIN)/python -m taxi_platform.dbt_project
 
-bench: install  ## benchmarks at the size of a real month; rewrites benchmarks/RESULTS.md
+bench: install-test  ## benchmarks at the size of a real month; rewrites benchmarks/RESULTS.md
 	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
-lint: install
+lint: install-test
 	$(BIN)/ruff check taxi_platform tests benchmarks
 
-lock:  ## re-resolve the pins from pyproject.toml into requirements.lock
+lock:  ## re-resolve the pins from pyproject.toml into the three requirements*.lock files
 	rm -rf /tmp/taxi-lock && $(PYTHON) -m venv /tmp/taxi-lock
-	/tmp/taxi-lock/bin/pip install --quiet . '.[test]'
-	/tmp/taxi-lock/bin/pip freeze --exclude taxi-platform > requirements.lock
+	/tmp/taxi-lock/bin/pip install --quiet '.[gcp,test]'
+	/tmp/taxi-lock/bin/pip freeze --exclude taxi-platform > /tmp/taxi-lock/all.txt
+	/tmp/taxi-lock/bin/python .ci/lock_files.py /tmp/taxi-lock/all.txt
 
 clean:
 	rm -rf data .dagster_home

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 from taxi_platform.dbt_project import dbt_resource
 from taxi_platform.lake import LakeResource, LocalLakeResource
 from taxi_platform.lake.gcs import GCSLakeResource
@@ -14,6 +16,21 @@ from taxi_platform.warehouse.duckdb import DuckDBWarehouseResource
 from taxi_platform.warehouse.postgres import PostgresWarehouseResource
 
 
+def _require_google_cloud(choice: str) -> None:
+    """The Google Cloud libraries are an extra: say how to get them instead of an ImportError later."""
+    missing = [m for m in ("dagster_gcp", "sqlalchemy_bigquery", "dbt.adapters.bigquery") if not _importable(m)]
+    if missing:
+        raise ValueError(f"{choice} needs the Google Cloud libraries ({', '.join(missing)} missing): run "
+                         "`make install-gcp` (or `pip install -r requirements-gcp.lock`)")
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def build_lake(settings: Settings, from_env: bool = False) -> LakeResource:
     """The lake TAXI_LAKE names; ``from_env``: its settings are the environment's variables
     (``EnvVar``s, read where the step runs; see :func:`resources_from_env`), else the values in
@@ -21,6 +38,7 @@ def build_lake(settings: Settings, from_env: bool = False) -> LakeResource:
     if settings.lake == "local":
         return LocalLakeResource.from_env() if from_env else LocalLakeResource(root=str(settings.lake_dir))
     if settings.lake == "gcs":
+        _require_google_cloud("TAXI_LAKE=gcs")
         if not settings.gcp_bucket_name:
             raise ValueError("TAXI_LAKE=gcs needs GCP_BUCKET_NAME (and GCP_PROJECT_ID, GCP_LOCATION; "
                              "credentials from GOOGLE_APPLICATION_CREDENTIALS)")
@@ -43,6 +61,7 @@ def build_warehouse(settings: Settings, from_env: bool = False) -> WarehouseReso
         # connects: the UI and the run config show the variable's name, never the password.
         return PostgresWarehouseResource.from_env() if from_env else PostgresWarehouseResource()
     if settings.warehouse == "bigquery":
+        _require_google_cloud("TAXI_WAREHOUSE=bigquery")
         if from_env:
             return BigQueryWarehouseResource.from_env()
         return BigQueryWarehouseResource(

@@ -1,4 +1,6 @@
-"""The cloud lake: a Google Cloud Storage bucket (``TAXI_LAKE=gcs``).
+"""The cloud lake: a Google Cloud Storage bucket (``TAXI_LAKE=gcs``). The Google libraries are
+imported where they are used: the default install (a local lake) does not have them
+(``make install-gcp`` does).
 
 Settings use Kestra's key names: ``GCP_PROJECT_ID``, ``GCP_BUCKET_NAME``, ``GCP_LOCATION``
 (where a missing bucket is created); credentials come the Google way, from
@@ -25,9 +27,6 @@ from pathlib import Path
 from typing import ClassVar
 
 from dagster import get_dagster_logger
-from dagster_gcp import GCSResource
-from google.api_core.exceptions import Conflict, NotFound
-from google.resumable_media.common import DataCorruption
 from pydantic import Field
 
 from taxi_platform.files import sha256_of
@@ -57,6 +56,8 @@ class GCSLakeResource(LakeResource):
 
     def client(self):
         """A google.cloud.storage.Client from dagster-gcp's GCSResource."""
+        from dagster_gcp import GCSResource
+
         return GCSResource(project=self.project or None).get_client()
 
     def _blob(self, key: str, client=None):
@@ -67,6 +68,8 @@ class GCSLakeResource(LakeResource):
 
     def ensure_bucket(self) -> bool:
         """Create the bucket in ``location`` if it is missing; True when created."""
+        from google.api_core.exceptions import Conflict, NotFound
+
         client = self.client()
         try:
             client.get_bucket(self.bucket)
@@ -84,6 +87,8 @@ class GCSLakeResource(LakeResource):
         return [f"bucket gs://{self.bucket} {'created in ' + self.location if created else 'exists'}"]
 
     def stat(self, key: str) -> LakeObject | None:
+        from google.api_core.exceptions import NotFound
+
         blob = self._blob(key)
         try:
             blob.reload()
@@ -95,6 +100,8 @@ class GCSLakeResource(LakeResource):
         return LakeObject(key, self.uri(key), blob.size, meta["sha256"])
 
     def _store(self, local_file: Path, key: str, sha256: str, size: int) -> None:
+        from google.api_core.exceptions import NotFound
+
         blob = self._blob(key)
         blob.metadata = {"sha256": sha256, "size": str(size)}
         resumable = size > self.resumable_threshold_mib * _MIB
@@ -123,6 +130,8 @@ class GCSLakeResource(LakeResource):
         attempt (a step retry, a re-run) asks only for the rest with a ranged read. A partial of
         another generation (the object was replaced) is discarded; the sha256 covers the whole
         file, so bytes that do not add up are discarded too, and the next attempt starts over."""
+        from google.api_core.exceptions import NotFound
+
         blob = self._blob(key)
         try:
             blob.reload()
@@ -154,6 +163,8 @@ class GCSLakeResource(LakeResource):
 
     def _download_rest(self, blob, partial: Path) -> None:
         """Append to ``partial`` the bytes of ``blob`` it does not hold yet."""
+        from google.resumable_media.common import DataCorruption
+
         have = partial.stat().st_size if partial.exists() else 0
         if have > blob.size:
             partial.unlink()

