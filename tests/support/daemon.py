@@ -27,9 +27,18 @@ def write_workspace(path: Path, module: str = "taxi_platform.definitions") -> Pa
 
 
 def start_daemon(log: Path, workspace: Path | str = "workspace.yaml", env: dict | None = None) -> subprocess.Popen:
+    """`dagster-daemon run` on the instance in DAGSTER_HOME, whose storage is created first, as `make
+    dev` does (`taxi-platform instance`): the daemon and the code server it starts would otherwise
+    both create a new SQLite instance at once, and both stamp its schema version ("more than one
+    head present", and the code location never loads)."""
+    from dagster import DagsterInstance
+
+    env = dict(os.environ if env is None else env)
+    with DagsterInstance.from_config(env["DAGSTER_HOME"]) as instance:
+        instance.upgrade()
     with open(log, "w") as out:
         return subprocess.Popen([str(BIN / "dagster-daemon"), "run", "-w", str(workspace)],
-                                cwd=REPO, env=dict(os.environ if env is None else env), stdout=out,
+                                cwd=REPO, env=env, stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)
 
 
