@@ -7,7 +7,10 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    AssetKey,
     MaterializeResult,
+    TableColumnDep,
+    TableColumnLineage,
 )
 
 from taxi_platform.assets.common import (
@@ -21,6 +24,15 @@ from taxi_platform.assets.factory import ingest_asset, ingest_key
 from taxi_platform.assets.unchanged import LOADS, last_load, loads_metadata, unchanged_load
 from taxi_platform.schemas import SILVER_EXTRA_COLUMNS, TripSchema
 from taxi_platform.warehouse import SilverResult, WarehouseResource
+
+
+def column_lineage(bronze: AssetKey, schema: TripSchema) -> TableColumnLineage:
+    """Where each silver column comes from in bronze: its own column typed, ``unique_row_id`` the
+    hash of the key columns, ``filename`` as landed (the UI's column lineage)."""
+    deps = {name: [TableColumnDep(bronze, name)] for name in schema.sql_names}
+    deps["unique_row_id"] = [TableColumnDep(bronze, name) for name in schema.key_columns]
+    deps["filename"] = [TableColumnDep(bronze, "filename")]
+    return TableColumnLineage(deps_by_column=deps)
 
 
 def build_silver_asset(schema: TripSchema, source: str | None = None):
@@ -112,6 +124,7 @@ def build_silver_asset(schema: TripSchema, source: str | None = None):
             "dagster/column_schema": column_schema(
                 [(name, "VARCHAR", text) for name, text in SILVER_EXTRA_COLUMNS.items()]
                 + [(c.sql_name, c.type, c.description) for c in schema.columns]),
+            "dagster/column_lineage": column_lineage(ingest_key("bronze", schema), schema),
             "table": table,
             # what the whole run read (BigQuery bills by the bytes a query reads)
             **({"bytes_processed": sum(billed)} if billed is not None else {}),

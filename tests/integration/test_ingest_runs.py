@@ -45,6 +45,11 @@ def test_a_month_lands_in_silver_with_row_counts_checksums_and_schema_in_metadat
     assert silver["rows_in"].value == 10_000 and silver["rows_quarantined"].value == 0
     assert silver["duplicates_collapsed"].value == 0
     assert "unique_row_id" in [c.name for c in silver["dagster/column_schema"].schema.columns]
+    lineage = silver["dagster/column_lineage"].value.deps_by_column  # silver's columns from bronze's
+    assert {d.column_name for d in lineage["unique_row_id"]} == {
+        "vendorid", "tpep_pickup_datetime", "tpep_dropoff_datetime", "pulocationid", "dolocationid",
+        "fare_amount", "trip_distance"}
+    assert {d.asset_key.to_user_string() for deps in lineage.values() for d in deps} == {"bronze/yellow_tripdata"}
     preview = silver["preview"].value  # a typed table the UI can sort
     assert "unique_row_id" in [c.name for c in preview.schema.columns] and len(preview.records) > 0
     run = instance.get_run_by_id(result.run_id)
