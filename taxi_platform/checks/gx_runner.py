@@ -304,7 +304,7 @@ def check_result(suite: Suite, outcomes: list[SuiteOutcome], docs_index: str | N
         metadata["months"] = MetadataValue.md("\n".join(
             ["| month | file | passed | failed expectations | seconds | data docs |", "|---|---|---|---|---|---|"]
             + [f"| {o.month} | {o.filename} | {o.success} | {len(o.failures)} | {o.seconds} | "
-               f"{o.data_docs_url or ''} |" for o in outcomes]))
+               f"{f'[validation]({o.data_docs_url})' if o.data_docs_url else ''} |" for o in outcomes]))
     if docs_index:
         metadata["data_docs_index"] = MetadataValue.url(docs_index)
     if failed:
