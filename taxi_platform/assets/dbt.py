@@ -50,6 +50,7 @@ from dagster import (
     TableColumn,
     TableSchema,
     TimeWindowPartitionMapping,
+    get_dagster_logger,
 )
 from dagster_dbt import (
     DagsterDbtTranslator,
@@ -252,6 +253,49 @@ def _table_metadata(warehouse: WarehouseResource, node: Mapping[str, Any],
     return metadata
 
 
+def _platform_table(props: Mapping[str, Any]) -> str:
+    """A dbt node's or source's table as the warehouse port names it (``staging.stg_...``)."""
+    if props["resource_type"] == "source":
+        return f"{props['source_name']}.{props.get('identifier') or props['name']}"
+    return f"{_layer(props)}.{props.get('alias') or props['name']}"
+
+
+def _column_lineage(invocation, warehouse: WarehouseResource, node_id: str, target: Path,
+                    run_manifest: dict) -> dict[str, Any]:
+    """``dagster/column_lineage`` of a model, derived from its compiled SQL with sqlglot as
+    dagster-dbt's ``fetch_column_metadata()`` does (its own function, pinned by
+    requirements.lock), but with the run's manifest, whose relation names are this warehouse's
+    (the assets' manifest was parsed for DuckDB), and the column types read with the warehouse's
+    own connection (on DuckDB dbt's process holds the file while it runs). dbt writes the run's
+    manifest before it builds anything. Best effort: a model whose lineage cannot be derived has
+    none, and the step goes on."""
+    from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
+
+    try:
+        if not run_manifest:
+            run_manifest.update(json.loads((target / "manifest.json").read_text()))
+        props = run_manifest["nodes"][node_id]
+        if props["resource_type"] != "model":
+            return {}
+
+        def columns(p: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+            return {name.lower(): {"data_type": type_} for name, type_ in warehouse.describe(_platform_table(p))}
+
+        parents = {}
+        for parent_id in run_manifest["parent_map"].get(node_id, []):
+            parent = run_manifest["nodes"].get(parent_id) or run_manifest["sources"].get(parent_id)
+            if parent and parent["resource_type"] in ("model", "seed", "source"):
+                parents[parent["relation_name"]] = columns(parent)
+        return _build_column_lineage_metadata(
+            event_history_metadata=EventHistoryMetadata(columns=columns(props), parents=parents),
+            dbt_resource_props=props, manifest=run_manifest,
+            dagster_dbt_translator=invocation.dagster_dbt_translator, target_path=target,
+            project=invocation.project)
+    except Exception as exc:  # noqa: BLE001  lineage is metadata: never fail the step for it
+        get_dagster_logger().warning(f"no column lineage for {node_id}: {type(exc).__name__}: {exc}")
+        return {}
+
+
 def _report_months(context: AssetExecutionContext, warehouse: WarehouseResource, node: Mapping[str, Any],
                    output_name: str, months: list[str]) -> None:
     """Each month of a multi-month run of a partitioned model: its own row count and files on its
@@ -335,6 +379,7 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: D
     variables = {**QUIET_DBT, **warehouse.dbt_env(), **(env or {})}
     filenames = partition_filenames(months[0], months[-1]) if months else None
     events: list = []
+    run_manifest: dict = {}  # the run's target/manifest.json, read on first use
     with tempfile.TemporaryDirectory(prefix="dbt-") as target, warehouse.exclusive(), \
             dbt_environment(variables):
         started = time.monotonic()
@@ -351,7 +396,8 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: D
                     node = _node(node_id)
                     is_partitioned = "partitioned" in node.get("tags", [])
                     event = event.with_metadata({**event.metadata, **_table_metadata(
-                        warehouse, node, filenames if is_partitioned else None)})
+                        warehouse, node, filenames if is_partitioned else None),
+                        **_column_lineage(invocation, warehouse, node_id, Path(target), run_manifest)})
                     if is_partitioned and months and len(months) > 1:
                         _report_months(context, warehouse, node, event.output_name, months)
             events.append(event)

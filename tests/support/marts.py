@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from dagster import DagsterInstance, materialize
+from dagster import AssetKey, DagsterInstance, materialize
 
 from taxi_platform.assets import ingest_assets
 from taxi_platform.assets.dbt import dbt_asset_defs
@@ -44,5 +44,11 @@ def raw_to_marts(monkeypatch, env: dict[str, str], checks=tuple(all_checks)):
     failed = [(e.asset_key.to_user_string(), e.check_name, e.description) for e in result.get_asset_check_evaluations()
               if not e.passed and e.severity.value == "ERROR"]
     assert failed == [], failed
+    # column lineage, on every warehouse: fct_trips' trip_id is silver's unique_row_id through staging
+    (fct,) = [m for m in result.get_asset_materialization_events()
+              if m.asset_key == AssetKey(["gold", "fct_trips"])]
+    lineage = fct.materialization.metadata["dagster/column_lineage"].value.deps_by_column
+    assert {(d.asset_key.to_user_string(), d.column_name) for d in lineage["trip_id"]} == {
+        ("staging/stg_yellow_tripdata", "trip_id"), ("staging/stg_green_tripdata", "trip_id")}, lineage["trip_id"]
     warehouse = build_warehouse(Settings.from_env())
     return warehouse, comparable(warehouse.query(TRIPS)), comparable(warehouse.query(MART))
