@@ -59,7 +59,7 @@ def build_bronze_asset(schema: TripSchema, source: str | None = None):
     )
     def bronze_tripdata(context: AssetExecutionContext, source: TaxiSourceResource, lake: LakeResource,
                         warehouse: WarehouseResource) -> Iterator:
-        gate = BronzeGate(schema, warehouse, context)
+        gate = BronzeGate(schema, warehouse, context, lake)
         rows, loads, unknown, failure = [], {}, {}, None
         try:
             # Converted here (not only around the whole body) so the gate's result is reported first.

@@ -50,9 +50,11 @@ from taxi_platform.checks.gx_suites import (
     mart_suite,
     silver_suite,
 )
+from taxi_platform.lake import LakeResource
 from taxi_platform.partitions import all_colours_partitions, partitions_for
 from taxi_platform.schemas import SCHEMAS, TripSchema
 from taxi_platform.secrets import secrets_masked
+from taxi_platform.settings import Settings
 from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, retried_only_if_transient
 from taxi_platform.warehouse import WarehouseResource
 
@@ -71,6 +73,20 @@ def _docs_index() -> str | None:
     """The Data Docs' index page as ``taxi-platform docs`` serves it (TAXI_DATA_DOCS_URL)."""
     index = data_docs_dir() / "index.html"
     return served_url(index.absolute().as_uri()) if index.is_file() else None
+
+
+def _publish(lake: LakeResource, outcomes: list[SuiteOutcome]) -> str | None:
+    """Where a browser reads these validations' Data Docs: ``taxi-platform docs`` serving the local
+    site, or, with the GCS lake, the pages copied into the bucket (the outcomes' links are
+    rewritten). Returns the index's URL."""
+    served = Settings.from_env().data_docs_url + "/"
+    pages = {o.data_docs_url: o.data_docs_url[len(served):] for o in outcomes
+             if o.data_docs_url and o.data_docs_url.startswith(served)}
+    urls = lake.publish_data_docs(data_docs_dir(), sorted(set(pages.values())))
+    for o in outcomes:
+        if o.data_docs_url in pages and pages[o.data_docs_url] in urls:
+            o.data_docs_url = urls[pages[o.data_docs_url]]
+    return urls.get("index.html") or _docs_index()
 
 
 def _build(suite: Suite, validate: Validate, partitions_def, extra_description: str = ""):
@@ -93,14 +109,15 @@ def _build(suite: Suite, validate: Validate, partitions_def, extra_description: 
             + extra_description + f". Expectations: {_rules_text(suite)}"),
     )
     @retried_only_if_transient
-    def _gx_check(context: AssetCheckExecutionContext, warehouse: WarehouseResource) -> AssetCheckResult:
+    def _gx_check(context: AssetCheckExecutionContext, warehouse: WarehouseResource,
+                  lake: LakeResource) -> AssetCheckResult:
         months = context.partition_keys if partitioned else [None]
         with warehouse.exclusive(), secrets_masked(warehouse.secrets()), open_context(warehouse) as gx_context:
             outcomes = [validate(gx_context, suite, month, warehouse, context.run.run_id) for month in months]
         for o in outcomes:
             context.log.info(f"{suite.name} on {o.filename}: {o.evaluated - len(o.failures)}/{o.evaluated} "
                              f"expectations passed in {o.seconds:.2f}s")
-        return check_result(suite, outcomes, docs_index=_docs_index())
+        return check_result(suite, outcomes, docs_index=_publish(lake, outcomes))
 
     return _gx_check
 
@@ -140,8 +157,9 @@ class BronzeGate:
     reason to refuse it (an exact expectation failed), and keeps the outcomes for the check result
     the asset reports."""
 
-    def __init__(self, schema: TripSchema, warehouse: WarehouseResource, context: AssetExecutionContext):
-        self.suite, self.warehouse, self.context = bronze_suite(schema), warehouse, context
+    def __init__(self, schema: TripSchema, warehouse: WarehouseResource, context: AssetExecutionContext,
+                 lake: LakeResource | None = None):
+        self.suite, self.warehouse, self.context, self.lake = bronze_suite(schema), warehouse, context, lake
         self.outcomes: list[SuiteOutcome] = []
         self.unchanged: list[str] = []
 
@@ -178,7 +196,8 @@ class BronzeGate:
             return AssetCheckResult(check_name=GATE_CHECK, passed=True, metadata={"unchanged": True},
                                     description=(f"{self.suite.name}: not validated again: "
                                                  f"{', '.join(self.unchanged)} unchanged since it passed"))
-        result = check_result(self.suite, self.outcomes, docs_index=_docs_index())
+        docs_index = _publish(self.lake, self.outcomes) if self.lake is not None else _docs_index()
+        result = check_result(self.suite, self.outcomes, docs_index=docs_index)
         return AssetCheckResult(check_name=GATE_CHECK, passed=result.passed, severity=result.severity,
                                 description=result.description, metadata=result.metadata)
 

@@ -59,6 +59,12 @@ class LakeResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
         """Context manager: a local path to the object's bytes while the block runs."""
         raise NotImplementedError
 
+    def publish_data_docs(self, site: Path, pages: list[str]) -> dict[str, str]:
+        """Make the Data Docs ``pages`` (paths in the local ``site``) readable in a browser; returns
+        {page: URL} for the pages it published. The local lake publishes nothing: `taxi-platform
+        docs` serves the local site (TAXI_DATA_DOCS_URL)."""
+        return {}
+
     def set_up(self) -> list[str]:
         """Create what the lake needs (folder, bucket) if missing; returns what was done."""
         raise NotImplementedError

@@ -20,11 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import mimetypes
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
+from urllib.parse import quote
 
 from dagster import get_dagster_logger
 from pydantic import Field
@@ -152,6 +155,30 @@ class GCSLakeResource(LakeResource):
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
+    def publish_data_docs(self, site: Path, pages: list[str]) -> dict[str, str]:
+        """Copy the Data Docs ``pages`` and the site's index into ``gs://<bucket>/<prefix>data_docs/``
+        (its ``static/`` styles and scripts too, the first time), so a check's link opens from
+        anywhere the bucket is readable; GX 1.x keeps its site on a local disk only."""
+        client = self.client()
+        bucket = client.bucket(self.bucket)
+        complete = bucket.blob(f"{self.prefix}{DATA_DOCS}static/.complete")
+        files = [*pages, "index.html"]
+        static_missing = not complete.exists()
+        if static_missing:
+            files += [p.relative_to(site).as_posix() for p in sorted((site / "static").rglob("*")) if p.is_file()]
+        published = {}
+        for page in files:
+            path = site / page
+            if not path.is_file():
+                continue
+            key = f"{self.prefix}{DATA_DOCS}{page}"
+            bucket.blob(key).upload_from_filename(
+                str(path), content_type=mimetypes.guess_type(page)[0] or "application/octet-stream")
+            published[page] = _browser_url(self.bucket, key)
+        if static_missing:
+            complete.upload_from_string(b"")
+        return published
+
     def _partial_path(self, key: str, generation: int | None) -> Path:
         folder = Path(self.tmp_dir or tempfile.gettempdir()) / "taxi-lake-partial"
         folder.mkdir(parents=True, exist_ok=True)
@@ -182,6 +209,17 @@ class GCSLakeResource(LakeResource):
         except DataCorruption:
             partial.unlink(missing_ok=True)  # bytes that fail the crc32c are not worth resuming
             raise
+
+
+DATA_DOCS = "data_docs/"  # the Data Docs site's folder in the bucket
+
+
+def _browser_url(bucket: str, key: str) -> str:
+    """An object's URL for a browser: Google's authenticated one (the reader's own Google login
+    decides), or the emulator's when STORAGE_EMULATOR_HOST is set."""
+    emulator = os.environ.get("STORAGE_EMULATOR_HOST")
+    base = emulator.rstrip("/") if emulator else "https://storage.cloud.google.com"
+    return f"{base}/{bucket}/{quote(key)}"
 
 
 @contextlib.contextmanager

@@ -1,10 +1,12 @@
 """The GCS lake against a local GCS emulator: objects carry the platform's sha256, an
 unchanged file is not uploaded again, big files go up resumably in chunks, local copies are
-temporary, a download cut part-way resumes where it stopped, and a whole month runs raw -> lake -> bronze -> silver with TAXI_LAKE=gcs."""
+temporary, a download cut part-way resumes where it stopped, the checks' Data Docs pages are
+published into the bucket, and a whole month runs raw -> lake -> bronze -> silver with TAXI_LAKE=gcs."""
 
 from __future__ import annotations
 
 import os
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -156,6 +158,7 @@ def test_a_month_runs_raw_to_silver_with_the_lake_in_gcs(platform_env, gcs_env, 
     with DagsterInstance.get() as instance:
         result = run_months(instance, "2019-01", yellow)
         assert result.success, failure_messages(result)
+        (gate,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "gx_bronze_suite"]
         lake_meta = instance.get_latest_materialization_event(
             AssetKey(["lake", "yellow_tripdata"])).asset_materialization.metadata
         again = run_months(instance, "2019-01", yellow)
@@ -164,6 +167,12 @@ def test_a_month_runs_raw_to_silver_with_the_lake_in_gcs(platform_env, gcs_env, 
             AssetKey(["lake", "yellow_tripdata"])).asset_materialization.metadata
     assert lake_meta["uri"].value == f"gs://{bucket}/{KEY}" and not lake_meta["unchanged"].value
     assert lake_again["unchanged"].value  # the second run found the same bytes there
+    # the bronze gate's Data Docs page is in the bucket, and a browser can open its link
+    docs = gate.metadata["data_docs"].value
+    assert docs.startswith(f"{gcs_env.url}/{bucket}/data_docs/validations/bronze_yellow_tripdata/"), docs
+    with urllib.request.urlopen(docs, timeout=30) as page:
+        assert b"Expectation Validation Result" in page.read()
+    assert gate.metadata["data_docs_index"].value == f"{gcs_env.url}/{bucket}/data_docs/index.html"
     from taxi_platform.resources import build_warehouse
 
     warehouse = build_warehouse(Settings.from_env())
