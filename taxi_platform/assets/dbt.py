@@ -9,8 +9,8 @@ Three ``@dbt_assets`` definitions, so each runs with the partitioning its models
 | ``dbt_trip_assets`` | ``tag:partitioned`` | monthly, ``BackfillPolicy.single_run()`` | ``gold/fct_trips`` |
 | ``dbt_mart_assets`` | ``models/marts`` | none: rebuilt whole from fct_trips | ``marts/dm_monthly_zone_revenue`` |
 
-A partition run of ``gold/fct_trips`` passes the partition time window to dbt as the vars
-``min_date``/``max_date``; the model replaces exactly the rows of those months' files in one
+A partition run of ``gold/fct_trips`` passes the partition time window to dbt as
+``TAXI_DBT_MIN_DATE``/``TAXI_DBT_MAX_DATE`` (the vars ``min_date``/``max_date`` by hand); the model replaces exactly the rows of those months' files in one
 transaction. The mart is a full recomputation over fct_trips on every run (cheap next to the
 load: see the README's dbt section), so it never depends on the order months were loaded in.
 
@@ -226,17 +226,26 @@ def _node(unique_id: str) -> Mapping[str, Any]:
     return _MANIFEST["nodes"][unique_id]
 
 
+def _rows_by_file(warehouse: WarehouseResource, node: Mapping[str, Any], filenames: list[str]) -> dict[str, int]:
+    """{file: its rows in the model's table} for the run's files, in their order (0 when none)."""
+    relation = f"{node['schema']}.{node['alias']}"
+    counts = dict(warehouse.query(
+        f"SELECT filename, count(*) FROM {relation} WHERE filename IN ({', '.join('?' for _ in filenames)}) "
+        "GROUP BY filename", filenames))
+    return {name: counts.get(name, 0) for name in filenames}
+
+
 def _table_metadata(warehouse: WarehouseResource, node: Mapping[str, Any],
-                    filenames: list[str] | None) -> dict[str, Any]:
+                    rows_by_file: dict[str, int] | None) -> dict[str, Any]:
     """Row counts and the column schema of a model's table, read from the warehouse. For a
-    partitioned model (``filenames``: the run's months' files) ``dagster/row_count`` counts the
+    partitioned model (``rows_by_file``: the run's months' files) ``dagster/row_count`` counts the
     rows of those files and ``table_row_count`` the whole table."""
     if node.get("config", {}).get("materialized") == "view":
         return {}  # counting a view would scan silver; its schema comes from the dbt YAML
     relation = f"{node['schema']}.{node['alias']}"
     described = dict(node.get("columns") or {})
     metadata: dict[str, Any] = {
-        "table_row_count" if filenames else "dagster/row_count":
+        "table_row_count" if rows_by_file is not None else "dagster/row_count":
             warehouse.query(f"SELECT count(*) FROM {relation}")[0][0],
         "dagster/column_schema": TableSchema(columns=[
             TableColumn(name, type_, (described.get(name) or {}).get("description") or None)
@@ -245,11 +254,9 @@ def _table_metadata(warehouse: WarehouseResource, node: Mapping[str, Any],
     }
     if node["name"] == "dm_monthly_zone_revenue":
         metadata.update(_mart_metadata(warehouse, relation))
-    if filenames:
-        placeholders = ", ".join("?" for _ in filenames)
-        metadata["dagster/row_count"] = warehouse.query(
-            f"SELECT count(*) FROM {relation} WHERE filename IN ({placeholders})", filenames)[0][0]
-        metadata["files"] = ", ".join(filenames)
+    if rows_by_file is not None:
+        metadata["dagster/row_count"] = sum(rows_by_file.values())
+        metadata["files"] = ", ".join(rows_by_file)
     return metadata
 
 
@@ -296,19 +303,14 @@ def _column_lineage(invocation, warehouse: WarehouseResource, node_id: str, targ
         return {}
 
 
-def _report_months(context: AssetExecutionContext, warehouse: WarehouseResource, node: Mapping[str, Any],
-                   output_name: str, months: list[str]) -> None:
+def _report_months(context: AssetExecutionContext, output_name: str, months: list[str],
+                   rows_by_file: dict[str, int]) -> None:
     """Each month of a multi-month run of a partitioned model: its own row count and files on its
     own materialization (taxi_platform/assets/common.py: report_month)."""
-    relation = f"{node['schema']}.{node['alias']}"
-    files = {month: partition_filenames(month, month) for month in months}
-    every = [name for names in files.values() for name in names]
-    counts = dict(warehouse.query(
-        f"SELECT filename, count(*) FROM {relation} WHERE filename IN ({', '.join('?' for _ in every)}) "
-        "GROUP BY filename", every))
     key = context.asset_key_for_output(output_name)
-    for month, names in files.items():
-        context.add_asset_metadata({"dagster/row_count": sum(counts.get(n, 0) for n in names),
+    for month in months:
+        names = partition_filenames(month, month)
+        context.add_asset_metadata({"dagster/row_count": sum(rows_by_file[n] for n in names),
                                     "files": ", ".join(names)}, asset_key=key, partition_key=month)
 
 
@@ -394,12 +396,14 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: D
                 node_id = unique_id.value if hasattr(unique_id, "value") else unique_id
                 if node_id in _MANIFEST["nodes"]:
                     node = _node(node_id)
-                    is_partitioned = "partitioned" in node.get("tags", [])
-                    event = event.with_metadata({**event.metadata, **_table_metadata(
-                        warehouse, node, filenames if is_partitioned else None),
-                        **_column_lineage(invocation, warehouse, node_id, Path(target), run_manifest)})
-                    if is_partitioned and months and len(months) > 1:
-                        _report_months(context, warehouse, node, event.output_name, months)
+                    # a partitioned model's rows of the run's files, counted once for the run and each month
+                    rows_by_file = (_rows_by_file(warehouse, node, filenames)
+                                    if filenames and "partitioned" in node.get("tags", []) else None)
+                    event = event.with_metadata({**event.metadata, **_table_metadata(warehouse, node, rows_by_file),
+                                                 **_column_lineage(invocation, warehouse, node_id, Path(target),
+                                                                   run_manifest)})
+                    if rows_by_file is not None and len(months) > 1:
+                        _report_months(context, event.output_name, months, rows_by_file)
             events.append(event)
             yield event
         keep_partial_parse(Path(target))

@@ -33,7 +33,7 @@ from dagster import (
     asset_check,
 )
 
-from taxi_platform.checks.gx_context import data_docs_dir, open_context, served_url
+from taxi_platform.checks.gx_context import data_docs_dir, open_context, served_page, served_url
 from taxi_platform.checks.gx_runner import (
     SuiteOutcome,
     check_result,
@@ -54,7 +54,6 @@ from taxi_platform.lake import LakeResource
 from taxi_platform.partitions import all_colours_partitions, partitions_for
 from taxi_platform.schemas import SCHEMAS, TripSchema
 from taxi_platform.secrets import secrets_masked
-from taxi_platform.settings import Settings
 from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, retried_only_if_transient
 from taxi_platform.warehouse import WarehouseResource
 
@@ -79,12 +78,10 @@ def _publish(lake: LakeResource, outcomes: list[SuiteOutcome]) -> str | None:
     """Where a browser reads these validations' Data Docs: ``taxi-platform docs`` serving the local
     site, or, with the GCS lake, the pages copied into the bucket (the outcomes' links are
     rewritten). Returns the index's URL."""
-    served = Settings.from_env().data_docs_url + "/"
-    pages = {o.data_docs_url: o.data_docs_url[len(served):] for o in outcomes
-             if o.data_docs_url and o.data_docs_url.startswith(served)}
+    pages = {o.data_docs_url: page for o in outcomes if (page := served_page(o.data_docs_url))}
     urls = lake.publish_data_docs(data_docs_dir(), sorted(set(pages.values())))
     for o in outcomes:
-        if o.data_docs_url in pages and pages[o.data_docs_url] in urls:
+        if pages.get(o.data_docs_url) in urls:
             o.data_docs_url = urls[pages[o.data_docs_url]]
     return urls.get("index.html") or _docs_index()
 
@@ -158,7 +155,7 @@ class BronzeGate:
     the asset reports."""
 
     def __init__(self, schema: TripSchema, warehouse: WarehouseResource, context: AssetExecutionContext,
-                 lake: LakeResource | None = None):
+                 lake: LakeResource):
         self.suite, self.warehouse, self.context, self.lake = bronze_suite(schema), warehouse, context, lake
         self.outcomes: list[SuiteOutcome] = []
         self.unchanged: list[str] = []
@@ -196,8 +193,7 @@ class BronzeGate:
             return AssetCheckResult(check_name=GATE_CHECK, passed=True, metadata={"unchanged": True},
                                     description=(f"{self.suite.name}: not validated again: "
                                                  f"{', '.join(self.unchanged)} unchanged since it passed"))
-        docs_index = _publish(self.lake, self.outcomes) if self.lake is not None else _docs_index()
-        result = check_result(self.suite, self.outcomes, docs_index=docs_index)
+        result = check_result(self.suite, self.outcomes, docs_index=_publish(self.lake, self.outcomes))
         return AssetCheckResult(check_name=GATE_CHECK, passed=result.passed, severity=result.severity,
                                 description=result.description, metadata=result.metadata)
 

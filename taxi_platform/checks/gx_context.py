@@ -54,6 +54,12 @@ def served_url(url: str | None, settings: Settings | None = None) -> str | None:
     return url
 
 
+def served_page(url: str | None, settings: Settings | None = None) -> str | None:
+    """The page of the site (``validations/….html``) a :func:`served_url` points at, else None."""
+    served = (settings or Settings.from_env()).data_docs_url + "/"
+    return url[len(served):] if url and url.startswith(served) else None
+
+
 def results_dir(settings: Settings | None = None) -> Path:
     return (settings or Settings.from_env()).data_dir / "gx_validations"
 
