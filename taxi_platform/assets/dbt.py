@@ -19,13 +19,24 @@ dbt runs through dagster-dbt's ``DbtCliResource``, the ``dbt`` resource of the D
 takes one writer process at a time) with the warehouse's settings in its environment
 (``warehouse.dbt_env()``: TAXI_DUCKDB_PATH, the PG* variables…), writes its artifacts to a
 temporary folder removed when the step ends, and starts from the partial-parse state the last
-invocation with the same profile left. Row counts and column schemas are read from the
-warehouse: as dbt's events stream on PostgreSQL and BigQuery; on DuckDB once dbt has exited,
-because dbt's process holds the file while it runs (the one place this differs by backend:
-``warehouse.held_by_dbt_while_it_runs``).
+invocation with the same profile left.
+
+Row counts, column schemas and column lineage (the one place this differs by backend:
+``warehouse.held_by_dbt_while_it_runs``):
+
+- PostgreSQL and BigQuery: dagster-dbt's ``fetch_row_counts()`` and ``fetch_column_metadata()``
+  query each model through dbt's adapter as dbt's events stream, looked up in the run's own
+  manifest (the assets' manifest is parsed for DuckDB: its relation names are DuckDB's);
+- DuckDB: dbt's process holds the file while it runs, so the events are taken once dbt has
+  exited and the same figures read with this process's connection (the lineage with the function
+  ``fetch_column_metadata()`` uses).
+
+A partitioned model's ``dagster/row_count`` is then the rows of the run's months (its
+``table_row_count`` the whole table), and each month of a range gets its own.
 """
 
 
+import copy
 import json
 import tempfile
 import time
@@ -59,6 +70,7 @@ from dagster_dbt import (
     DbtProject,
     dbt_assets,
 )
+from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 
 from taxi_platform.dbt_project import (
     dbt_environment,
@@ -236,20 +248,30 @@ def _rows_by_file(warehouse: WarehouseResource, node: Mapping[str, Any], filenam
 
 
 def _table_metadata(warehouse: WarehouseResource, node: Mapping[str, Any],
-                    rows_by_file: dict[str, int] | None) -> dict[str, Any]:
-    """Row counts and the column schema of a model's table, read from the warehouse. For a
-    partitioned model (``rows_by_file``: the run's months' files) ``dagster/row_count`` counts the
-    rows of those files and ``table_row_count`` the whole table."""
+                    rows_by_file: dict[str, int] | None, fetched: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Row counts and the column schema of a model's table. ``fetched``: the event's metadata from
+    dagster-dbt's ``fetch_row_counts()``/``fetch_column_metadata()`` (server warehouses); what
+    it lacks (all of it on DuckDB) is read from the warehouse here. For a partitioned model
+    (``rows_by_file``: the run's months' files) ``dagster/row_count`` counts the rows of those
+    files and ``table_row_count`` the whole table. The columns keep their dbt YAML descriptions."""
     if node.get("config", {}).get("materialized") == "view":
         return {}  # counting a view would scan silver; its schema comes from the dbt YAML
     relation = f"{node['schema']}.{node['alias']}"
+    fetched = fetched or {}
     described = dict(node.get("columns") or {})
+    if "dagster/row_count" in fetched:
+        total = fetched["dagster/row_count"].value
+    else:
+        total = warehouse.query(f"SELECT count(*) FROM {relation}")[0][0]
+    if "dagster/column_schema" in fetched:
+        columns = [(c.name, c.type) for c in fetched["dagster/column_schema"].schema.columns]
+    else:
+        columns = warehouse.describe(relation)
     metadata: dict[str, Any] = {
-        "table_row_count" if rows_by_file is not None else "dagster/row_count":
-            warehouse.query(f"SELECT count(*) FROM {relation}")[0][0],
+        "table_row_count" if rows_by_file is not None else "dagster/row_count": total,
         "dagster/column_schema": TableSchema(columns=[
             TableColumn(name, type_, (described.get(name) or {}).get("description") or None)
-            for name, type_ in warehouse.describe(relation)]),
+            for name, type_ in columns]),
         "table": relation,
     }
     if node["name"] == "dm_monthly_zone_revenue":
@@ -258,6 +280,41 @@ def _table_metadata(warehouse: WarehouseResource, node: Mapping[str, Any],
         metadata["dagster/row_count"] = sum(rows_by_file.values())
         metadata["files"] = ", ".join(rows_by_file)
     return metadata
+
+
+class _RunManifest(Mapping):
+    """The run's own manifest (``<target>/manifest.json``, written by dbt before it builds
+    anything), whose relation names are this warehouse's: the assets' manifest was parsed for
+    DuckDB's target, and PostgreSQL refuses its ``"warehouse".gold...`` names as cross-database
+    references. Read on first use; the assets' manifest until dbt has written it."""
+
+    def __init__(self, target: Path):
+        self._path, self._loaded = target / "manifest.json", None
+
+    def _manifest(self) -> Mapping[str, Any]:
+        if self._loaded is None:
+            if not self._path.is_file():
+                return _MANIFEST
+            self._loaded = json.loads(self._path.read_text())
+        return self._loaded
+
+    def __getitem__(self, key: str) -> Any:
+        return self._manifest()[key]
+
+    def __iter__(self):
+        return iter(self._manifest())
+
+    def __len__(self) -> int:
+        return len(self._manifest())
+
+
+def _fetched_as_dbt_runs(invocation, target: Path) -> Iterator[Any]:
+    """A server warehouse's events as dbt emits them, each model's with dagster-dbt's own row
+    count, column schema and column lineage (``fetch_row_counts()``, ``fetch_column_metadata()``:
+    queried through dbt's adapter, in threads, while dbt goes on), looked up in the run's manifest."""
+    fetching = copy.copy(invocation)
+    fetching.manifest = _RunManifest(target)
+    return DbtEventIterator(invocation.stream(), fetching).fetch_row_counts().fetch_column_metadata()
 
 
 def _platform_table(props: Mapping[str, Any]) -> str:
@@ -269,11 +326,11 @@ def _platform_table(props: Mapping[str, Any]) -> str:
 
 def _column_lineage(invocation, warehouse: WarehouseResource, node_id: str, target: Path,
                     run_manifest: dict) -> dict[str, Any]:
-    """``dagster/column_lineage`` of a model, derived from its compiled SQL with sqlglot as
-    dagster-dbt's ``fetch_column_metadata()`` does (its own function, pinned by
-    requirements.lock), but with the run's manifest, whose relation names are this warehouse's
-    (the assets' manifest was parsed for DuckDB), and the column types read with the warehouse's
-    own connection (on DuckDB dbt's process holds the file while it runs). dbt writes the run's
+    """``dagster/column_lineage`` of a model on DuckDB, derived from its compiled SQL with sqlglot
+    by the function dagster-dbt's ``fetch_column_metadata()`` uses (pinned by requirements.lock),
+    with the run's manifest and the column types read with this process's connection, once dbt
+    has exited (``fetch_column_metadata()`` itself queries while dbt runs, and dbt's process holds
+    the file then). dbt writes the run's
     manifest before it builds anything. Best effort: a model whose lineage cannot be derived has
     none, and the step goes on."""
     from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
@@ -373,8 +430,9 @@ def _summary(events: list, what: str, seconds: float, failed: bool) -> str:
 def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: DbtCliResource, args: list[str],
             what: str, months: list[str] | None = None, env: dict[str, str] | None = None) -> Iterator[Any]:
     """Run ``dbt <args>`` for the selected assets (with ``env`` set too) and yield its events with
-    table metadata: as dbt goes on a server warehouse; once it has exited on DuckDB, whose file
-    dbt's process holds while it runs (the row counts and schemas are read from the warehouse).
+    table metadata: as dbt goes on a server warehouse (dagster-dbt's ``fetch_row_counts()`` and
+    ``fetch_column_metadata()``); once it has exited on DuckDB, whose file dbt's process holds
+    while it runs (see the module docstring).
     A failed model or test fails the step with dbt's messages (after the events that did happen,
     so a failed check is recorded and blocks what is downstream). dbt starts from what the last
     invocation with the same profile parsed (partial parsing)."""
@@ -387,9 +445,12 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: D
         started = time.monotonic()
         restore_partial_parse(Path(target))
         invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=Path(target))
-        stream = invocation.stream()
         if warehouse.held_by_dbt_while_it_runs:
-            stream = list(stream)
+            # DuckDB: dbt's process holds the file while it runs, so its events are taken once it
+            # has exited, and their tables read with this process's own connection.
+            stream, fetched = list(invocation.stream()), False
+        else:
+            stream, fetched = _fetched_as_dbt_runs(invocation, Path(target)), True
         for event in stream:
             if isinstance(event, Output):
                 unique_id = event.metadata.get("unique_id")
@@ -399,9 +460,11 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: D
                     # a partitioned model's rows of the run's files, counted once for the run and each month
                     rows_by_file = (_rows_by_file(warehouse, node, filenames)
                                     if filenames and "partitioned" in node.get("tags", []) else None)
-                    event = event.with_metadata({**event.metadata, **_table_metadata(warehouse, node, rows_by_file),
-                                                 **_column_lineage(invocation, warehouse, node_id, Path(target),
-                                                                   run_manifest)})
+                    lineage = {} if fetched else _column_lineage(invocation, warehouse, node_id, Path(target),
+                                                                 run_manifest)
+                    event = event.with_metadata({
+                        **event.metadata, **lineage,
+                        **_table_metadata(warehouse, node, rows_by_file, event.metadata if fetched else None)})
                     if rows_by_file is not None and len(months) > 1:
                         _report_months(context, event.output_name, months, rows_by_file)
             events.append(event)

@@ -50,5 +50,16 @@ def raw_to_marts(monkeypatch, env: dict[str, str], checks=tuple(all_checks)):
     lineage = fct.materialization.metadata["dagster/column_lineage"].value.deps_by_column
     assert {(d.asset_key.to_user_string(), d.column_name) for d in lineage["trip_id"]} == {
         ("staging/stg_yellow_tripdata", "trip_id"), ("staging/stg_green_tripdata", "trip_id")}, lineage["trip_id"]
-    warehouse = build_warehouse(Settings.from_env())
+    # row counts and column schemas: dagster-dbt's fetch_row_counts()/fetch_column_metadata() on a
+    # server (they name the adapter as the storage kind); read once dbt has exited on DuckDB
+    settings = Settings.from_env()
+    metadata = fct.materialization.metadata
+    storage = metadata.get("dagster/storage_kind")
+    assert (storage.value if storage else "read after dbt") == (
+        "read after dbt" if settings.warehouse == "duckdb" else settings.warehouse), sorted(metadata)
+    columns = {c.name: c for c in metadata["dagster/column_schema"].schema.columns}
+    assert "trip_id" in columns and columns["trip_id"].description, columns.get("trip_id")
+    warehouse = build_warehouse(settings)
+    (rows,), = warehouse.query("SELECT count(*) FROM gold.fct_trips")
+    assert metadata["dagster/row_count"].value == metadata["table_row_count"].value == rows, metadata
     return warehouse, comparable(warehouse.query(TRIPS)), comparable(warehouse.query(MART))
