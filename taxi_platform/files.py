@@ -255,6 +255,7 @@ class FileContract:
     columns: tuple[tuple[str, str], ...]  # (name in the file, bronze column) of every column, in file order
     unknown: list[str]  # bronze columns of the file's columns the contract does not know
     gzipped: bool = False
+    derived: bool = False  # a local copy derived from the published file (an older layout mapped): land it, not the lake object
 
     @classmethod
     def of(cls, path: str | os.PathLike, schema: TripSchema, *, filename: str, partition: str) -> FileContract:

@@ -5,7 +5,7 @@ Partition keys are ``YYYY-MM`` (``2019-01``), one per month a source publishes:
 | ``TAXI_SOURCE`` | yellow | green |
 |---|---|---|
 | ``mirror`` (default: the DataTalksClub CSV mirror) | 2019-01 … 2021-07 | 2019-01 … 2021-07 |
-| ``tlc`` (the TLC's own Parquet files) | 2011-01 … the last complete month | 2013-08 … the last complete month |
+| ``tlc`` (the TLC's own Parquet files) | 2009-01 … the last complete month | 2013-08 … the last complete month |
 
 A month's partition exists once the month has ended (the TLC publishes it about two months later;
 the publication sensor waits quietly for it). The partitions are read from the environment when
@@ -27,7 +27,7 @@ SOURCES = (MIRROR, TLC)
 # (first month, last month or None: the last complete one) per source and colour
 PUBLISHED_MONTHS = {
     MIRROR: {"yellow": ("2019-01", "2021-07"), "green": ("2019-01", "2021-07")},
-    TLC: {"yellow": ("2011-01", None), "green": ("2013-08", None)},
+    TLC: {"yellow": ("2009-01", None), "green": ("2013-08", None)},
 }
 
 

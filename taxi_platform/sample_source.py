@@ -162,8 +162,68 @@ def _month_values(schema: TripSchema, month: str, rows: int, seed: int = 0
         "cbd_congestion_fee": (f"CASE WHEN {r['cbd']} % 10000 < {CBD_FEE_PER_10K} "
                                f"THEN {_amount(f'{sign} * 0.75')} ELSE 0.0 END"),
     }
+    if schema.colour == "yellow" and month < OLDER_LAYOUTS_UNTIL:
+        typed.update(_older_layout_values(month, r, empty, typed))
     source = f"(SELECT i, {pickup_epoch} AS pickup_epoch FROM range({rows}) t(i)) p"
     return text, typed, source
+
+
+# Yellow before 2011 is published in older layouts (taxi_platform/sources/layouts.py).
+OLDER_LAYOUTS_UNTIL = "2011-01"
+# Shares of trips, in parts per 1,000, whose coordinate is not in a zone (each end drawn apart).
+ZERO_POINT_PER_1K = 15  # 0, 0: the real files' most common "no fix"
+FAR_POINT_PER_1K = 10  # a real place outside the city (other states), or lat/lon swapped
+EMPTY_POINT_PER_1K = 5
+FAR_POINTS = ((-75.1652, 39.9526), (-73.7562, 42.6526), (-74.4057, 40.0583), (40.7580, -73.9855))
+VENDOR_NAMES = ("VTS", "CMT", "DDS")  # about 45%, 45% and 10% of the trips
+PAYMENT_WORDS = {  # per payment_type code: the words each layout writes for it
+    "2009": {1: ("CREDIT", "Credit"), 2: ("CASH", "Cash"), 3: ("No Charge",), 4: ("Dispute",)},
+    "2010": {1: ("CRD", "Cre"), 2: ("CAS", "Cas"), 3: ("NOC",), 4: ("DIS",)},
+}
+
+
+def _older_layout_values(month: str, r: dict[str, str], empty: str, typed: dict[str, str]) -> dict[str, str]:
+    """The values only the older yellow layouts have, by generic name: vendor names, payment words,
+    and pickup/dropoff coordinates, most at a point inside a zone (``zones.point_inside``: the tests
+    know each one's zone), some at 0/0, far from the city or empty."""
+    from taxi_platform.sources import zones
+
+    ids = zones.zone_ids()
+    points = [zones.point_inside(i) for i in ids]
+    lons = "[" + ", ".join(f"{lon:.6f}" for lon, _ in points) + "]"
+    lats = "[" + ", ".join(f"{lat:.6f}" for _, lat in points) + "]"
+    far_lons = "[" + ", ".join(str(lon) for lon, _ in FAR_POINTS) + "]"
+    far_lats = "[" + ", ".join(str(lat) for _, lat in FAR_POINTS) + "]"
+
+    def coordinate(rand: str, axis: str) -> str:
+        kind = f"({rand} % 1000)"
+        inside, far = (lons, far_lons) if axis == "lon" else (lats, far_lats)
+        return (f"CASE WHEN {kind} < {ZERO_POINT_PER_1K} THEN 0.0 "
+                f"WHEN {kind} < {ZERO_POINT_PER_1K + FAR_POINT_PER_1K} "
+                f"THEN ({far}::DOUBLE[])[CAST(1 + ({rand} // 1000) % {len(FAR_POINTS)} AS BIGINT)] "
+                f"WHEN {kind} < {ZERO_POINT_PER_1K + FAR_POINT_PER_1K + EMPTY_POINT_PER_1K} THEN NULL "
+                f"ELSE ({inside}::DOUBLE[])[CAST(1 + ({rand} // 1000) % {len(ids)} AS BIGINT)] END")
+
+    layout = "2009" if month < "2010-01" else "2010"
+    words = PAYMENT_WORDS[layout]
+    code = f"({r['pay']} % 100)"  # 1 credit and 2 cash as in later months; a few no charge, dispute
+    payment = (f"CASE WHEN {empty} THEN NULL WHEN {code} = 0 THEN '{words[3][0]}' WHEN {code} = 1 THEN '{words[4][0]}' "
+               + " ".join(f"WHEN {r['pay']} % 2 = {c - 1} AND {r['flag']} % 2 = {k} THEN '{w}'"
+                          for c in (1, 2) for k, w in enumerate(words[c] * (3 - len(words[c]))))
+               + " END")
+    vendor = (f"CASE WHEN {r['vendor']} % 20 < 9 THEN 'VTS' WHEN {r['vendor']} % 20 < 18 THEN 'CMT' "
+              "ELSE 'DDS' END")
+    return {
+        "vendor_name": vendor,
+        "payment_type": payment,
+        "pickup_text": f"strftime({typed['pickup']}, '%Y-%m-%d %H:%M:%S')",
+        "dropoff_text": f"strftime({typed['dropoff']}, '%Y-%m-%d %H:%M:%S')",
+        "pickup_lon": coordinate(r["loc1"], "lon"), "pickup_lat": coordinate(r["loc1"], "lat"),
+        "dropoff_lon": coordinate(r["loc2"], "lon"), "dropoff_lat": coordinate(r["loc2"], "lat"),
+        "rate_code": f"CASE WHEN {empty} THEN NULL ELSE 1 END",
+        "flag_number": f"CASE WHEN {r['flag']} % 100 = 0 THEN 1.0 WHEN {empty} THEN NULL ELSE 0.0 END",
+        "flag_text": f"CASE WHEN {r['flag']} % 100 = 0 THEN '1' WHEN {empty} THEN NULL ELSE '0' END",
+    }
 
 
 def _generic(name: str) -> str:
@@ -233,6 +293,36 @@ TLC_COLUMNS = {
               "improvement_surcharge", "total_amount", "payment_type", "trip_type",
               "congestion_surcharge"),
 }
+# The older yellow layouts' columns as the TLC publishes them: (name, generic value, type).
+OLDER_LAYOUT_COLUMNS = {
+    "2009": (("vendor_name", "vendor_name", "string"), ("Trip_Pickup_DateTime", "pickup_text", "string"),
+             ("Trip_Dropoff_DateTime", "dropoff_text", "string"), ("Passenger_Count", "passenger_count", "int64"),
+             ("Trip_Distance", "trip_distance", "double"), ("Start_Lon", "pickup_lon", "double"),
+             ("Start_Lat", "pickup_lat", "double"), ("Rate_Code", "rate_code", "double"),
+             ("store_and_forward", "flag_number", "double"), ("End_Lon", "dropoff_lon", "double"),
+             ("End_Lat", "dropoff_lat", "double"), ("Payment_Type", "payment_type", "string"),
+             ("Fare_Amt", "fare_amount", "double"), ("surcharge", "extra", "double"),
+             ("mta_tax", "mta_tax", "double"), ("Tip_Amt", "tip_amount", "double"),
+             ("Tolls_Amt", "tolls_amount", "double"), ("Total_Amt", "total_amount", "double")),
+    "2010": (("vendor_id", "vendor_name", "string"), ("pickup_datetime", "pickup", "timestamp"),
+             ("dropoff_datetime", "dropoff", "timestamp"), ("passenger_count", "passenger_count", "int64"),
+             ("trip_distance", "trip_distance", "double"), ("pickup_longitude", "pickup_lon", "double"),
+             ("pickup_latitude", "pickup_lat", "double"), ("rate_code", "rate_code", "int64"),
+             ("store_and_fwd_flag", "flag_text", "string"), ("dropoff_longitude", "dropoff_lon", "double"),
+             ("dropoff_latitude", "dropoff_lat", "double"), ("payment_type", "payment_type", "string"),
+             ("fare_amount", "fare_amount", "double"), ("surcharge", "extra", "double"),
+             ("mta_tax", "mta_tax", "double"), ("tip_amount", "tip_amount", "double"),
+             ("tolls_amount", "tolls_amount", "double"), ("total_amount", "total_amount", "double")),
+}
+
+
+def older_layout(schema: TripSchema, month: str) -> str | None:
+    """``"2009"`` or ``"2010"`` for a yellow month the TLC publishes in an older layout, else None."""
+    if schema.colour != "yellow" or month >= OLDER_LAYOUTS_UNTIL:
+        return None
+    return "2009" if month < "2010-01" else "2010"
+
+
 # Months from which the TLC's layout changed.
 TLC_NARROW_TYPES_FROM = "2023-01"  # ids int32 (were int64); passenger_count, RatecodeID int64 (were double)
 TLC_AIRPORT_FEE_CAPITALIZED_FROM = "2023-12"  # Airport_fee (was airport_fee)
@@ -244,6 +334,10 @@ def tlc_arrow_schema(schema: TripSchema, month: str):
     and physical types as the TLC publishes them (they drift between months)."""
     import pyarrow as pa
 
+    layout = older_layout(schema, month)
+    if layout:
+        types = {"string": pa.string(), "int64": pa.int64(), "double": pa.float64(), "timestamp": pa.timestamp("us")}
+        return pa.schema([pa.field(name, types[kind]) for name, _, kind in OLDER_LAYOUT_COLUMNS[layout]])
     names = list(TLC_COLUMNS[schema.colour])
     if schema.colour == "yellow":
         names.append("Airport_fee" if month >= TLC_AIRPORT_FEE_CAPITALIZED_FROM else "airport_fee")
@@ -276,9 +370,11 @@ def parquet_sql(schema: TripSchema, month: str, rows: int, seed: int = 0) -> str
     import pyarrow as pa
 
     _, typed, source = _month_values(schema, month, rows, seed)
+    layout = older_layout(schema, month)
+    generic = {name: value for name, value, _ in OLDER_LAYOUT_COLUMNS[layout]} if layout else {}
     select = []
     for field in tlc_arrow_schema(schema, month):
-        value = typed[_generic(field.name)]
+        value = typed[generic.get(field.name) or _generic(field.name)]
         if pa.types.is_timestamp(field.type):
             sql_type = "TIMESTAMP"
         elif pa.types.is_integer(field.type):

@@ -9,7 +9,10 @@ The contract is what a file must hold and what each column becomes in silver (it
 - the TLC's Parquet files (``TAXI_SOURCE=tlc``) carry the required columns (matched by name,
   case-insensitively: ``Airport_fee`` is ``airport_fee``) plus, in some months, the *optional*
   ones (``airport_fee``, ``cbd_congestion_fee``), NULL in silver where a file lacks them. A column
-  the contract does not know is kept in bronze and reported, never loaded into silver.
+  the contract does not know is kept in bronze and reported, never loaded into silver;
+- yellow 2009 and 2010 are published in older layouts (coordinates, vendor names, payment words):
+  taxi_platform/sources/layouts.py derives the contract's columns from them (zones placed from the
+  coordinates, kept in the optional ``pickup_longitude`` … ``dropoff_latitude``).
 
 The id contract (what is hashed into ``unique_row_id``) is written once, in
 ``taxi_platform/warehouse/port.py``.
@@ -126,6 +129,13 @@ _MONEY = {
 }
 _AIRPORT_FEE = Column("airport_fee", DOUBLE, "Airport pick-up fee at LaGuardia and JFK (USD); TLC files only "
                       "(spelled Airport_fee from 2023)", optional=True)
+# Yellow 2009-2010 carry coordinates instead of zones (taxi_platform/sources/layouts.py): kept,
+# NULL for every later month.
+_COORDINATES = tuple(
+    Column(name, DOUBLE, f"{what} (WGS84 degrees) as published in 2009-2010, when the zone was placed from "
+           "it; NULL from 2011", optional=True)
+    for name, what in [("pickup_longitude", "Pickup longitude"), ("pickup_latitude", "Pickup latitude"),
+                       ("dropoff_longitude", "Dropoff longitude"), ("dropoff_latitude", "Dropoff latitude")])
 _CBD_FEE = Column("cbd_congestion_fee", DOUBLE, "Manhattan congestion relief zone toll (USD), from 2025-01; "
                   "TLC files only", optional=True)
 
@@ -154,6 +164,7 @@ YELLOW = TripSchema(
         _MONEY["congestion_surcharge"],
         _AIRPORT_FEE,
         _CBD_FEE,
+        *_COORDINATES,
     ),
 )
 

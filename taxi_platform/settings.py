@@ -37,7 +37,7 @@ VARIABLES: list[Variable] = [
     *_group(
         "Source and data",
         ("TAXI_SOURCE", "mirror", ("`mirror`: the DataTalksClub CSV mirror (2019-01 … 2021-07); `tlc`: the TLC's own "
-                                   "Parquet files (yellow from 2011-01, green from 2013-08, to the last complete month)")),
+                                   "Parquet files (yellow from 2009-01, green from 2013-08, to the last complete month)")),
         ("TAXI_SOURCE_URL", DEFAULT_SOURCE_URL, ("`TAXI_SOURCE=mirror`: where `<colour>/<colour>_tripdata_YYYY-MM.csv.gz` "
                                                  "is published (`http(s)://`, `file://` or a path)")),
         ("TAXI_TLC_URL", DEFAULT_TLC_URL, "`TAXI_SOURCE=tlc`: where `<colour>_tripdata_YYYY-MM.parquet` is published"),

@@ -60,7 +60,7 @@ def build_bronze_asset(schema: TripSchema, source: str | None = None):
     def bronze_tripdata(context: AssetExecutionContext, source: TaxiSourceResource, lake: LakeResource,
                         warehouse: WarehouseResource) -> Iterator:
         gate = BronzeGate(schema, warehouse, context, lake)
-        rows, loads, unknown, failure = [], {}, {}, None
+        rows, loads, unknown, layouts, failure = [], {}, {}, {}, None
         try:
             # Converted here (not only around the whole body) so the gate's result is reported first.
             with fails_at_once_unless_transient(), warehouse.metered() as billed:
@@ -87,6 +87,9 @@ def build_bronze_asset(schema: TripSchema, source: str | None = None):
                                 gate=gate.for_month(month, filename), deliberate=forced_reload(context, warehouse),
                                 published_rows=source.published_rows(schema.colour, month))
                         load = {"rows": result.rows, "sha256": obj.sha256, "warehouse": warehouse.identity()}
+                        if result.layout:
+                            layouts[filename] = result.layout.metadata()
+                            context.log.info(f"{filename}: {result.layout.summary()}")
                         if result.unknown_columns:
                             unknown[filename] = result.unknown_columns
                         replaced = [f for f in result.replaced if f != filename]
@@ -111,6 +114,8 @@ def build_bronze_asset(schema: TripSchema, source: str | None = None):
                 "dagster/row_count": r["rows"], "file": r["file"], "unchanged": r["unchanged"],
                 "files": MetadataValue.json({r["month"]: r["file"]}),
                 LOADS: loads_metadata({r["file"]: loads[r["file"]]}),
+                # yellow 2009-2010: the older layout, zones placed, vendors and payment words mapped
+                **layouts.get(r["file"], {}),
                 # a preview reads the table: one month's, not one per month of a backfill
                 **({"preview": preview_table(warehouse, table, r["file"])} if len(rows) == 1 else {})})
         metadata = {

@@ -44,6 +44,7 @@ by an earlier month's file stays there.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -57,6 +58,8 @@ from taxi_platform.files import FileContract
 from taxi_platform.partitions import month_bounds
 from taxi_platform.schemas import TripSchema
 from taxi_platform.settings import FromEnvironment, setting
+from taxi_platform.sources import layouts
+from taxi_platform.sources.layouts import LayoutReport
 from taxi_platform.watchdog import ClaimsItsRun
 
 # The gate's plausibility rules (docs/troubleshooting.md): a month loaded again keeps close to its
@@ -78,6 +81,7 @@ class BronzeResult:
     rows: int
     unknown_columns: list[str] = field(default_factory=list)  # kept in bronze, not loaded into silver
     replaced: list[str] = field(default_factory=list)  # the month's files whose rows this load replaced
+    layout: LayoutReport | None = None  # an older layout (yellow 2009-2010): what its mapping did
 
 
 @dataclass
@@ -235,26 +239,32 @@ class WarehouseResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
         bronze load (see the module docstring). ``gate``: the Great Expectations bronze suite
         on the landed load; ``deliberate``: accept a file the plausibility rules would refuse;
         ``published_rows``: how many rows the publisher says the file has, when known."""
-        contract = FileContract.of(path, schema, filename=filename, partition=partition)
-        with self._month_lock(schema, partition):
-            self._prepare_bronze(schema, contract.unknown)
-            self._discard_unpublished(schema, partition)  # what a crashed load left
-            load_id = uuid.uuid4().hex
-            try:
-                self._land(schema, filename, path, contract, load_id, partition)
-                profile = self._profile(schema, partition, filename, load_id)
-                self._judge(schema, partition, filename, profile, max_quarantine_fraction, deliberate,
-                            published_rows)
-                refused = gate(load_id) if gate else None
-                if refused:
-                    raise errors.refused_by_gate(filename, partition, refused)
-                before = self.published_load(schema, partition)
-                self._publish(schema, partition, filename, load_id, profile.rows)
-            except BaseException:
-                self._discard_load(schema, filename, load_id)
-                raise
+        with layouts.contract_layout_of(path, schema, filename=filename, partition=partition) as (landed, layout):
+            contract = FileContract.of(landed, schema, filename=filename, partition=partition)
+            if layout:
+                contract = dataclasses.replace(contract, derived=True)
+            with self._month_lock(schema, partition):
+                self._prepare_bronze(schema, contract.unknown)
+                self._discard_unpublished(schema, partition)  # what a crashed load left
+                load_id = uuid.uuid4().hex
+                try:
+                    self._land(schema, filename, str(landed), contract, load_id, partition)
+                    profile = self._profile(schema, partition, filename, load_id)
+                    self._judge(schema, partition, filename, profile, max_quarantine_fraction, deliberate,
+                                published_rows)
+                    refused = gate(load_id) if gate else None
+                    if refused:
+                        raise errors.refused_by_gate(filename, partition, refused)
+                    before = self.published_load(schema, partition)
+                    self._publish(schema, partition, filename, load_id, profile.rows)
+                except BaseException:
+                    self._discard_load(schema, filename, load_id)
+                    raise
         replaced = [before.filename] if before else []
-        return BronzeResult(filename, profile.rows, contract.unknown, replaced)
+        # an older layout's own columns are known: kept in bronze beside the contract's
+        unknown = [c for c in contract.unknown if not layout or c not in layout.kept]
+        return BronzeResult(filename, profile.rows, unknown, replaced,
+                            layout=layout.report if layout else None)
 
     def _judge(self, schema: TripSchema, partition: str, filename: str, profile: IncomingProfile,
                max_fraction: float, deliberate: bool, published_rows: int | None) -> None:

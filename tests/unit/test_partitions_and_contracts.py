@@ -31,8 +31,8 @@ def test_the_tlcs_partitions_start_with_each_colours_first_file_and_end_with_the
     at = dt.datetime(2024, 3, 15)
     yellow = partitions_for("yellow", TLC).get_partition_keys(current_time=at)
     green = partitions_for("green", TLC).get_partition_keys(current_time=at)
-    assert (yellow[0], yellow[-1]) == ("2011-01", "2024-02") and (green[0], green[-1]) == ("2013-08", "2024-02")
-    assert all_colours_partitions(TLC).get_partition_keys(current_time=at)[0] == "2011-01"
+    assert (yellow[0], yellow[-1]) == ("2009-01", "2024-02") and (green[0], green[-1]) == ("2013-08", "2024-02")
+    assert all_colours_partitions(TLC).get_partition_keys(current_time=at)[0] == "2009-01"
 
 
 def test_an_unknown_source_says_which_ones_there_are():

@@ -368,7 +368,8 @@ class BigQueryWarehouseResource(WarehouseResource):
         client = self.client()
         staging = (f"{client.project}.{self.bronze_dataset}._load_{schema.table}_"
                    f"{hashlib.md5(filename.encode()).hexdigest()[:8]}_{uuid.uuid4().hex[:8]}")
-        uri = path if str(path).startswith("gs://") else self.source_uri(schema, filename)
+        # the lake object where the published file is what lands (a mapped older layout is a local copy)
+        uri = path if str(path).startswith("gs://") else (None if contract.derived else self.source_uri(schema, filename))
         bronze_columns = [column for _, column in contract.columns]
         if contract.format == files.PARQUET:
             # The file's own types; a NULL-typed column (no values, no physical type) as STRING.
