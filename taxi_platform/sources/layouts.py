@@ -298,7 +298,8 @@ def contract_layout_of(path: str | Path, schema: TripSchema, *, filename: str,
     except Exception as exc:  # DuckDB's errors name the column, not the file
         raise BadInputError(
             f"{filename} (partition {partition}, the {layout.name} yellow layout) could not be mapped onto the "
-            f"yellow contract: {str(exc).splitlines()[0]}", file=filename, partition=partition) from exc
+            f"yellow contract: {str(exc).splitlines()[0]}. The file is probably truncated or malformed: "
+            "re-materialize its raw and lake assets.", file=filename, partition=partition) from exc
     try:
         yield out, MappedLayout(layout, report)
     finally:
