@@ -255,6 +255,7 @@ class FileContract:
     columns: tuple[tuple[str, str], ...]  # (name in the file, bronze column) of every column, in file order
     unknown: list[str]  # bronze columns of the file's columns the contract does not know
     gzipped: bool = False
+    layout: str | None = None  # an older layout (yellow 2009, 2010), mapped onto the contract before landing
     derived: bool = False  # a local copy derived from the published file (an older layout mapped): land it, not the lake object
 
     @classmethod
@@ -263,6 +264,11 @@ class FileContract:
         kind, _ = sniff(path)
         if kind == PARQUET:
             names = parquet_columns(path, file=filename, partition=partition)
+            from taxi_platform.sources.layouts import layout_of
+
+            older = layout_of(names, schema)
+            if older:  # its contract columns are derived first (taxi_platform/sources/layouts.py)
+                return cls(PARQUET, tuple((n, n.lower()) for n in names), [], layout=older.name)
             unknown = check_parquet_columns(names, schema, file=filename, partition=partition)
             return cls(PARQUET, tuple((n, n.lower()) for n in names), unknown)
         header = read_header(path, file=filename, partition=partition)

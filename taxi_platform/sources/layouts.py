@@ -37,16 +37,21 @@ bronze metadata.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from taxi_platform.schemas import YELLOW, TripSchema
+
+if TYPE_CHECKING:
+    from taxi_platform.files import FileContract
 
 # vendor names with a TLC vendor id (the data dictionary's VendorID); DDS has none
 VENDOR_IDS = {"CMT": 1, "VTS": 2}
@@ -227,6 +232,9 @@ def in_contract_layout(path: str | Path, names: list[str], layout: Layout) -> It
     out = folder / Path(path).name
     try:
         with duckdb.connect() as conn:
+            # One thread: the batches are consumed by one Python loop anyway, and with two DuckDB
+            # buffered a 14M-row month to 1.5 GB peak (one: 0.84 GB, no slower; benchmarks/RESULTS.md).
+            conn.execute("SET threads = 1")
             reader = conn.sql(f"SELECT {_select(layout, names)} FROM read_parquet(?)",
                               params=[str(path)]).to_arrow_reader(BATCH_ROWS)
             writer = None
@@ -276,22 +284,19 @@ class MappedLayout:
 
 
 @contextlib.contextmanager
-def contract_layout_of(path: str | Path, schema: TripSchema, *, filename: str,
-                       partition: str) -> Iterator[tuple[Path, MappedLayout | None]]:
-    """The file to land for the month: ``path`` itself, or for a file in an older layout its
-    temporary copy with the contract's columns (:func:`in_contract_layout`) and what the mapping
-    did."""
+def mapped_onto_contract(path: str | Path, contract: FileContract, schema: TripSchema, *, filename: str,
+                         partition: str) -> Iterator[tuple[Path, FileContract, MappedLayout | None]]:
+    """The file to land for the month and its contract: ``path`` itself (nothing read), or for a
+    file in an older layout (``contract.layout``) its temporary copy with the contract's columns
+    (:func:`in_contract_layout`), that copy's contract and what the mapping did."""
     from taxi_platform.errors import BadInputError
-    from taxi_platform.files import PARQUET, parquet_columns, sniff
+    from taxi_platform.files import FileContract, parquet_columns
 
-    kind, _ = sniff(path)
-    layout = None
-    if kind == PARQUET:
-        names = parquet_columns(path, file=filename, partition=partition)
-        layout = layout_of(names, schema)
+    layout = next((each for each in LAYOUTS if each.name == contract.layout), None)
     if layout is None:
-        yield Path(path), None
+        yield Path(path), contract, None
         return
+    names = parquet_columns(path, file=filename, partition=partition)
     try:
         mapping = in_contract_layout(path, names, layout)
         out, report = mapping.__enter__()
@@ -301,6 +306,18 @@ def contract_layout_of(path: str | Path, schema: TripSchema, *, filename: str,
             f"yellow contract: {str(exc).splitlines()[0]}. The file is probably truncated or malformed: "
             "re-materialize its raw and lake assets.", file=filename, partition=partition) from exc
     try:
-        yield out, MappedLayout(layout, report)
+        mapped = FileContract.of(out, schema, filename=filename, partition=partition)
+        yield out, dataclasses.replace(mapped, derived=True), MappedLayout(layout, report)
     finally:
         mapping.__exit__(None, None, None)
+
+
+@contextlib.contextmanager
+def contract_layout_of(path: str | Path, schema: TripSchema, *, filename: str,
+                       partition: str) -> Iterator[tuple[Path, MappedLayout | None]]:
+    """:func:`mapped_onto_contract` for a file whose contract is not known yet (the benchmarks)."""
+    from taxi_platform.files import FileContract
+
+    contract = FileContract.of(path, schema, filename=filename, partition=partition)
+    with mapped_onto_contract(path, contract, schema, filename=filename, partition=partition) as (out, _, mapped):
+        yield out, mapped

@@ -44,7 +44,6 @@ by an earlier month's file stays there.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -239,27 +238,25 @@ class WarehouseResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
         bronze load (see the module docstring). ``gate``: the Great Expectations bronze suite
         on the landed load; ``deliberate``: accept a file the plausibility rules would refuse;
         ``published_rows``: how many rows the publisher says the file has, when known."""
-        with layouts.contract_layout_of(path, schema, filename=filename, partition=partition) as (landed, layout):
-            contract = FileContract.of(landed, schema, filename=filename, partition=partition)
-            if layout:
-                contract = dataclasses.replace(contract, derived=True)
-            with self._month_lock(schema, partition):
-                self._prepare_bronze(schema, contract.unknown)
-                self._discard_unpublished(schema, partition)  # what a crashed load left
-                load_id = uuid.uuid4().hex
-                try:
-                    self._land(schema, filename, str(landed), contract, load_id, partition)
-                    profile = self._profile(schema, partition, filename, load_id)
-                    self._judge(schema, partition, filename, profile, max_quarantine_fraction, deliberate,
-                                published_rows)
-                    refused = gate(load_id) if gate else None
-                    if refused:
-                        raise errors.refused_by_gate(filename, partition, refused)
-                    before = self.published_load(schema, partition)
-                    self._publish(schema, partition, filename, load_id, profile.rows)
-                except BaseException:
-                    self._discard_load(schema, filename, load_id)
-                    raise
+        contract = FileContract.of(path, schema, filename=filename, partition=partition)
+        with layouts.mapped_onto_contract(path, contract, schema, filename=filename, partition=partition) \
+                as (landed, contract, layout), self._month_lock(schema, partition):
+            self._prepare_bronze(schema, contract.unknown)
+            self._discard_unpublished(schema, partition)  # what a crashed load left
+            load_id = uuid.uuid4().hex
+            try:
+                self._land(schema, filename, str(landed), contract, load_id, partition)
+                profile = self._profile(schema, partition, filename, load_id)
+                self._judge(schema, partition, filename, profile, max_quarantine_fraction, deliberate,
+                            published_rows)
+                refused = gate(load_id) if gate else None
+                if refused:
+                    raise errors.refused_by_gate(filename, partition, refused)
+                before = self.published_load(schema, partition)
+                self._publish(schema, partition, filename, load_id, profile.rows)
+            except BaseException:
+                self._discard_load(schema, filename, load_id)
+                raise
         replaced = [before.filename] if before else []
         # an older layout's own columns are known: kept in bronze beside the contract's
         unknown = [c for c in contract.unknown if not layout or c not in layout.kept]

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from taxi_platform.errors import BadInputError
+from taxi_platform.sample_source import write_month_parquet
 from taxi_platform.schemas import GREEN, YELLOW
 from taxi_platform.sources import layouts, zones
 
@@ -84,11 +85,15 @@ def test_the_2010_layout_with_pandas_index_and_timestamps_keeps_its_published_pa
     assert "__index_level_0__" in mapped.kept and "payment_type_as_published" in mapped.kept
 
 
-def test_a_later_layout_or_a_green_file_is_landed_as_it_is(tmp_path):
+def test_todays_layout_lands_as_it_is_and_a_green_file_has_no_older_layout(tmp_path):
     path = tmp_path / "yellow_tripdata_2009-01.parquet"
     _write_2009(path, [{"vendor_name": "VTS", "Payment_Type": "CASH", "Start_Lon": 0.0, "Start_Lat": 0.0}])
-    with layouts.contract_layout_of(path, GREEN, filename=path.name, partition="2009-01") as (out, mapped):
-        assert (out, mapped) == (path, None)  # green has no older layout: its contract check refuses it
+    with pytest.raises(BadInputError, match="missing columns"):  # green has no older layout
+        _mapped(path, GREEN)
+    current = tmp_path / "yellow_tripdata_2024-02.parquet"
+    write_month_parquet(YELLOW, "2024-02", 10, tmp_path)
+    with layouts.contract_layout_of(current, YELLOW, filename=current.name, partition="2024-02") as (out, mapped):
+        assert (out, mapped) == (current, None)  # today's layout lands as it is
     assert layouts.layout_of(["VendorID", "tpep_pickup_datetime"], YELLOW) is None
 
 
