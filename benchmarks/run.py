@@ -3,6 +3,7 @@
     python -m benchmarks.run                    # full run: 7M-row month, 3 runs each (25-40 min on 2 cores)
     python -m benchmarks.run --quick            # smoke run: small months, 1 run each (about 10 min)
     python -m benchmarks.run --only floor,duckdb --repeat 5
+    python -m benchmarks.run --only older_layouts   # a 14M-row 2009-layout month placed in zones
     python -m benchmarks.run --report-only      # rewrite the report from the last results.json
 
 Every measured thing runs in a child process of its own (time, peak memory, CPU: see
@@ -31,9 +32,12 @@ HERE = REPO / "benchmarks"
 MONTH = "2019-01"  # the measured CSV month (2019 layout), and the demo's and raw -> marts month
 PARQUET_MONTH = "2024-03"  # the measured Parquet month (the TLC's 2024 types)
 BACKFILL_START = "2019-01"
+OLDER_MONTH = "2009-01"  # the measured month in an older yellow layout (2009's: coordinates, not zones)
+OLDER_MONTH_SECONDS = 300  # "a 14M-row month placed in minutes": logged by the run (figures.py's targets are ratios)
 
 # id -> (groups, title, input). Groups are what --only/--skip select (ids work too). The input is
-# the file the measurement reads: "month" (the CSV month), "parquet", "demo", "marts", "backfill".
+# the file the measurement reads: "month" (the CSV month), "parquet", "demo", "marts", "backfill",
+# "older" (the 2009-layout Parquet month), "points" (random coordinates, no file).
 MEASUREMENTS = {
     "floor": (("floor",), "floor: `gzip -dc file > /dev/null`", "month"),
     "duckdb_bare": (("duckdb",), "bare DuckDB: CREATE TABLE AS SELECT, typed columns + md5 id (no bronze, no dedupe)",
@@ -55,6 +59,10 @@ MEASUREMENTS = {
                        "parquet"),
     "parquet_pg": (("parquet", "postgres"), "Parquet month raw → silver, PostgreSQL, real assets through Dagster",
                    "parquet"),
+    "older_layout_month": (("older_layouts",), ("older yellow layout (2009) month mapped onto the contract, "
+                                                "coordinates placed in zones (`contract_layout_of`)"), "older"),
+    "zone_placement": (("older_layouts",), ("placing pickups and dropoffs in taxi zones alone (`zones.place`, "
+                                            "random points)"), "points"),
     "marts_demo": (("marts",), "demo month raw → marts, DuckDB, the demo's asset job with every check", "demo"),
     "silver_month": (("marts",), "one month raw → silver, both colours, DuckDB, through Dagster", "marts"),
     "marts_month": (("marts",), "the same month raw → marts (ingest + dbt assets), DuckDB, through Dagster",
@@ -62,17 +70,19 @@ MEASUREMENTS = {
     "backfill_single_run": (("backfill",), "backfill raw → marts, DuckDB, one single run", "backfill"),
     "backfill_by_month": (("backfill",), "the same months as single-month runs (sum)", "backfill"),
 }
+# Measurements whose child runs a worker of benchmarks/zone_placement.py, not of workers.py.
+OWN_MODULE_WORKERS = {"older_layout_month", "zone_placement"}
 GROUPS = sorted({g for groups, _, _ in MEASUREMENTS.values() for g in groups})
 # Run only when named in --only or --also: each costs minutes at 7M rows on a small machine.
 DEFAULT_OFF = {"pg_core", "pg_rerun"}
 # Minutes per run at full size: repeated --long-repeat times, not --repeat.
 LONG = {"pg_dagster", "pg_core", "pg_rerun", "parquet_pg", "duckdb_dagster_lowmem", "backfill_single_run",
-        "backfill_by_month"}
+        "backfill_by_month", "older_layout_month"}
 # Sizes: full run, and --quick (each overridable by its flag).
 FULL = {"rows": 7_000_000, "repeat": 3, "parquet_rows": 3_000_000, "marts_rows": 300_000, "demo_rows": 20_000,
-        "backfill_months": 12, "backfill_rows": 300_000}
+        "backfill_months": 12, "backfill_rows": 300_000, "older_rows": 14_000_000}
 QUICK = {"rows": 200_000, "repeat": 1, "parquet_rows": 100_000, "marts_rows": 20_000, "demo_rows": 20_000,
-         "backfill_months": 3, "backfill_rows": 20_000}
+         "backfill_months": 3, "backfill_rows": 20_000, "older_rows": 200_000}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -94,6 +104,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--backfill-rows", type=int, help="yellow rows per backfill month (default 300000)")
     p.add_argument("--backfill-green-rows", type=int,
                    help="green rows per backfill month (default a tenth of --backfill-rows, as in 2019)")
+    p.add_argument("--older-rows", type=int,
+                   help=f"rows of the yellow {OLDER_MONTH} month in the 2009 layout, and of the random trips "
+                        f"placed alone (default {FULL['older_rows']:,}: a 2009 month)")
     p.add_argument("--long-repeat", type=int,
                    help=f"runs of the long measurements ({', '.join(sorted(LONG))}; default 1)")
     p.add_argument("--low-memory-limit", default="1GB",
@@ -170,6 +183,7 @@ class Bench:
         self._counter = 0
         self.month_file: Path | None = None
         self.parquet_file: Path | None = None
+        self.older_file: Path | None = None
 
     # -- plumbing ------------------------------------------------------------------------
     def log(self, text: str) -> None:
@@ -283,6 +297,23 @@ class Bench:
         self.parquet_file = path
         return root
 
+    def older_source(self) -> Path:
+        """The yellow OLDER_MONTH in the TLC's 2009 layout (`write_month_parquet`: coordinates
+        inside zones, 0/0 and far away), a flat folder as the TLC's."""
+        rows = self.args.older_rows
+        root = self.work / "sources" / f"older-{rows}"
+        path = root / f"yellow_tripdata_{OLDER_MONTH}.parquet"
+        info = {"path": str(path.relative_to(self.work)), "month": OLDER_MONTH, "rows": rows,
+                "reused": path.is_file()}
+        if not path.is_file():
+            self.log(f"generating the {rows:,}-row yellow {OLDER_MONTH} Parquet file (2009 layout) into {root} ...")
+            info["generated_seconds"] = round(self.sample_source(root, OLDER_MONTH, rows, fmt="parquet"), 1)
+        info["bytes"] = path.stat().st_size
+        self.results["inputs"]["older"] = info
+        self.log(f"older-layout file: {path} ({info['bytes']:,} bytes, {'reused' if info['reused'] else 'generated'})")
+        self.older_file = path
+        return root
+
     def pair_source(self, key: str, yellow_rows: int, green_rows: int) -> Path:
         """MONTH of both colours in the mirror's layout (``key``: ``demo`` or ``marts``)."""
         root = self.work / "sources" / f"{key}-{yellow_rows}-{green_rows}"
@@ -340,6 +371,8 @@ class Bench:
                 parquet = self.parquet_source()
                 self.parquet_duckdb(parquet)
             self.postgres(source, parquet)
+            if self.wanted("older_layout_month", "zone_placement"):
+                self.older_layouts()
             if self.wanted("marts_demo", "silver_month", "marts_month"):
                 self.marts()
             if self.wanted("backfill_single_run", "backfill_by_month"):
@@ -558,6 +591,30 @@ class Bench:
             drop(last)
             self.save()
 
+    def older_layouts(self) -> None:
+        """A month in the 2009 yellow layout mapped onto the contract (the step before bronze
+        lands such a file, zones placed included), and placing alone on as many random trips."""
+        rows = self.args.older_rows
+        if self.wanted("older_layout_month"):
+            root = self.older_source()
+            self.log(f"older layout: contract_layout_of on the {rows:,}-row {OLDER_MONTH} (2009 layout)")
+            for _ in range(self.repeat("older_layout_month")):
+                entry = self.child("older_layout_month", "older_layout_month",
+                                   {"path": str(self.older_file), "month": OLDER_MONTH},
+                                   self.env(self.state / "older", root, tlc=True), rows=rows)
+                if entry["seconds"] is not None:
+                    verdict = (("met" if entry["seconds"] <= OLDER_MONTH_SECONDS else "missed")
+                               if rows >= FULL["older_rows"] else f"judged at {FULL['older_rows']:,} rows only")
+                    self.log(f"  {rows / entry['seconds']:,.0f} rows/s; target a {FULL['older_rows']:,}-row "
+                             f"month in <= {OLDER_MONTH_SECONDS} s: {verdict}")
+            self.save()
+        if self.wanted("zone_placement"):
+            self.log(f"placing {rows:,} random trips' pickups and dropoffs in zones alone (zones.place)")
+            for _ in range(self.repeat("zone_placement")):
+                self.child("zone_placement", "zone_placement", {"rows": rows},
+                           self.env(self.state / "placement", self.work), rows=rows)
+            self.save()
+
     def marts(self) -> None:
         """The demo's month raw -> marts as the demo runs it, and raw -> marts against raw ->
         silver for one month (alternating, so that other work on the machine slows both alike)."""
@@ -613,9 +670,13 @@ def _gunzipped_size(path: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
-        from benchmarks.workers import main as worker_main
+        from benchmarks import workers
 
-        return worker_main(args.worker)
+        if json.loads(Path(args.worker).read_text())["kind"] in OWN_MODULE_WORKERS:
+            from benchmarks import zone_placement  # numpy, shapely, pyproj: only in these children
+
+            workers.WORKERS.update(zone_placement.WORKERS)
+        return workers.main(args.worker)
     if args.report_only:
         from benchmarks import report
 
