@@ -64,8 +64,8 @@ PANDAS_INDEX = "__index_level_0__"
 
 @dataclass(frozen=True)
 class Layout:
-    """An older layout: its published columns (lower-cased, in file order) and where each contract
-    column comes from (``sources``: contract column -> published column)."""
+    """An older layout: its published columns (lower-cased, in file order) and the published
+    columns each derived contract column comes from."""
 
     name: str
     columns: tuple[str, ...]
@@ -110,15 +110,15 @@ LAYOUT_2010 = Layout(
 LAYOUTS = (LAYOUT_2009, LAYOUT_2010)
 BATCH_ROWS = 500_000  # rows mapped, placed and written at a time: a month is never whole in memory
 _PLACING = "__placing_"  # prefix of the typed coordinates the zones are placed from (not written)
-COORDINATES = ("pickup_longitude", "pickup_latitude", "dropoff_longitude", "dropoff_latitude")
 
 
 def layout_of(names: list[str], schema: TripSchema) -> Layout | None:
-    """The older layout a file's columns are (matched by name, whatever the case), else None."""
+    """The older layout a file's columns are (matched by name, whatever the case and order), else
+    None."""
     if schema is not YELLOW:
         return None
-    got = [n.lower() for n in names if n.lower() != PANDAS_INDEX]
-    return next((layout for layout in LAYOUTS if got == list(layout.columns)), None)
+    got = {n.lower() for n in names} - {PANDAS_INDEX}
+    return next((layout for layout in LAYOUTS if got == set(layout.columns)), None)
 
 
 @dataclass(frozen=True)
