@@ -283,36 +283,29 @@ class Bench:
 
     def parquet_source(self) -> Path:
         """The yellow PARQUET_MONTH in the TLC's layout (a flat folder: TAXI_TLC_URL)."""
-        rows = self.args.parquet_rows
-        root = self.work / "sources" / f"parquet-{rows}"
-        path = root / f"yellow_tripdata_{PARQUET_MONTH}.parquet"
-        info = {"path": str(path.relative_to(self.work)), "month": PARQUET_MONTH, "rows": rows,
-                "reused": path.is_file()}
-        if not path.is_file():
-            self.log(f"generating the {rows:,}-row yellow {PARQUET_MONTH} Parquet file into {root} ...")
-            info["generated_seconds"] = round(self.sample_source(root, PARQUET_MONTH, rows, fmt="parquet"), 1)
-        info["bytes"] = path.stat().st_size
-        self.results["inputs"]["parquet"] = info
-        self.log(f"Parquet file: {path} ({info['bytes']:,} bytes, {'reused' if info['reused'] else 'generated'})")
-        self.parquet_file = path
+        root, self.parquet_file = self._tlc_month("parquet", PARQUET_MONTH, self.args.parquet_rows, "Parquet file")
         return root
 
     def older_source(self) -> Path:
         """The yellow OLDER_MONTH in the TLC's 2009 layout (`write_month_parquet`: coordinates
         inside zones, 0/0 and far away), a flat folder as the TLC's."""
-        rows = self.args.older_rows
-        root = self.work / "sources" / f"older-{rows}"
-        path = root / f"yellow_tripdata_{OLDER_MONTH}.parquet"
-        info = {"path": str(path.relative_to(self.work)), "month": OLDER_MONTH, "rows": rows,
-                "reused": path.is_file()}
-        if not path.is_file():
-            self.log(f"generating the {rows:,}-row yellow {OLDER_MONTH} Parquet file (2009 layout) into {root} ...")
-            info["generated_seconds"] = round(self.sample_source(root, OLDER_MONTH, rows, fmt="parquet"), 1)
-        info["bytes"] = path.stat().st_size
-        self.results["inputs"]["older"] = info
-        self.log(f"older-layout file: {path} ({info['bytes']:,} bytes, {'reused' if info['reused'] else 'generated'})")
-        self.older_file = path
+        root, self.older_file = self._tlc_month("older", OLDER_MONTH, self.args.older_rows,
+                                                "older-layout file (2009 layout)")
         return root
+
+    def _tlc_month(self, key: str, month: str, rows: int, what: str) -> tuple[Path, Path]:
+        """A yellow month as the TLC publishes it (its layout for the month), generated once into
+        ``sources/<key>-<rows>`` and reused; recorded in the inputs as ``key``. Returns (folder, file)."""
+        root = self.work / "sources" / f"{key}-{rows}"
+        path = root / f"yellow_tripdata_{month}.parquet"
+        info = {"path": str(path.relative_to(self.work)), "month": month, "rows": rows, "reused": path.is_file()}
+        if not path.is_file():
+            self.log(f"generating the {rows:,}-row yellow {month} {what} into {root} ...")
+            info["generated_seconds"] = round(self.sample_source(root, month, rows, fmt="parquet"), 1)
+        info["bytes"] = path.stat().st_size
+        self.results["inputs"][key] = info
+        self.log(f"{what}: {path} ({info['bytes']:,} bytes, {'reused' if info['reused'] else 'generated'})")
+        return root, path
 
     def pair_source(self, key: str, yellow_rows: int, green_rows: int) -> Path:
         """MONTH of both colours in the mirror's layout (``key``: ``demo`` or ``marts``)."""
