@@ -308,12 +308,12 @@ class _RunManifest(Mapping):
         return len(self._manifest())
 
 
-def _fetched_as_dbt_runs(invocation, target: Path) -> Iterator[Any]:
+def _fetched_as_dbt_runs(invocation, run_manifest: _RunManifest) -> Iterator[Any]:
     """A server warehouse's events as dbt emits them, each model's with dagster-dbt's own row
     count, column schema and column lineage (``fetch_row_counts()``, ``fetch_column_metadata()``:
     queried through dbt's adapter, in threads, while dbt goes on), looked up in the run's manifest."""
     fetching = copy.copy(invocation)
-    fetching.manifest = _RunManifest(target)
+    fetching.manifest = run_manifest
     return DbtEventIterator(invocation.stream(), fetching).fetch_row_counts().fetch_column_metadata()
 
 
@@ -325,7 +325,7 @@ def _platform_table(props: Mapping[str, Any]) -> str:
 
 
 def _column_lineage(invocation, warehouse: WarehouseResource, node_id: str, target: Path,
-                    run_manifest: dict) -> dict[str, Any]:
+                    run_manifest: Mapping[str, Any]) -> dict[str, Any]:
     """``dagster/column_lineage`` of a model on DuckDB, derived from its compiled SQL with sqlglot
     by the function dagster-dbt's ``fetch_column_metadata()`` uses (pinned by requirements.lock),
     with the run's manifest and the column types read with this process's connection, once dbt
@@ -336,8 +336,6 @@ def _column_lineage(invocation, warehouse: WarehouseResource, node_id: str, targ
     from dagster_dbt.core.dbt_cli_event import EventHistoryMetadata, _build_column_lineage_metadata
 
     try:
-        if not run_manifest:
-            run_manifest.update(json.loads((target / "manifest.json").read_text()))
         props = run_manifest["nodes"][node_id]
         if props["resource_type"] != "model":
             return {}
@@ -445,18 +443,18 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: D
     variables = {**QUIET_DBT, **warehouse.dbt_env(), **(env or {})}
     filenames = partition_filenames(months[0], months[-1]) if months else None
     events: list = []
-    run_manifest: dict = {}  # the run's target/manifest.json, read on first use
     with tempfile.TemporaryDirectory(prefix="dbt-") as target, warehouse.exclusive(), \
             dbt_environment(variables):
         started = time.monotonic()
         restore_partial_parse(Path(target))
         invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=Path(target))
+        run_manifest = _RunManifest(Path(target))
         if warehouse.held_by_dbt_while_it_runs:
             # DuckDB: dbt's process holds the file while it runs, so its events are taken once it
             # has exited, and their tables read with this process's own connection.
             stream, fetched = list(invocation.stream()), False
         else:
-            stream, fetched = _fetched_as_dbt_runs(invocation, Path(target)), True
+            stream, fetched = _fetched_as_dbt_runs(invocation, run_manifest), True
         for event in stream:
             if isinstance(event, Output):
                 unique_id = event.metadata.get("unique_id")

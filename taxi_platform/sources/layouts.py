@@ -290,26 +290,22 @@ def mapped_onto_contract(path: str | Path, contract: FileContract, schema: TripS
     file in an older layout (``contract.layout``) its temporary copy with the contract's columns
     (:func:`in_contract_layout`), that copy's contract and what the mapping did."""
     from taxi_platform.errors import BadInputError
-    from taxi_platform.files import FileContract, parquet_columns
+    from taxi_platform.files import FileContract
 
     layout = next((each for each in LAYOUTS if each.name == contract.layout), None)
     if layout is None:
         yield Path(path), contract, None
         return
-    names = parquet_columns(path, file=filename, partition=partition)
-    try:
-        mapping = in_contract_layout(path, names, layout)
-        out, report = mapping.__enter__()
-    except Exception as exc:  # DuckDB's errors name the column, not the file
-        raise BadInputError(
-            f"{filename} (partition {partition}, the {layout.name} yellow layout) could not be mapped onto the "
-            f"yellow contract: {str(exc).splitlines()[0]}. The file is probably truncated or malformed: "
-            "re-materialize its raw and lake assets.", file=filename, partition=partition) from exc
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            out, report = stack.enter_context(in_contract_layout(path, [n for n, _ in contract.columns], layout))
+        except Exception as exc:  # DuckDB's errors name the column, not the file
+            raise BadInputError(
+                f"{filename} (partition {partition}, the {layout.name} yellow layout) could not be mapped onto "
+                f"the yellow contract: {str(exc).splitlines()[0]}. The file is probably truncated or malformed: "
+                "re-materialize its raw and lake assets.", file=filename, partition=partition) from exc
         mapped = FileContract.of(out, schema, filename=filename, partition=partition)
         yield out, dataclasses.replace(mapped, derived=True), MappedLayout(layout, report)
-    finally:
-        mapping.__exit__(None, None, None)
 
 
 @contextlib.contextmanager
