@@ -2,7 +2,8 @@
 of zones): bronze keeps each layout as published, silver maps both onto the one yellow contract,
 the coordinates are placed in their taxi zones, the ids are stable from one load to the next, and
 the same months give the same rows on DuckDB, PostgreSQL (oldest and newest) and the BigQuery
-emulator; raw -> marts through Dagster puts their revenue in their zones."""
+emulator; raw -> marts through Dagster, with every check, puts their revenue in their zones on all
+three."""
 
 from __future__ import annotations
 
@@ -135,9 +136,10 @@ def test_the_older_layouts_give_the_same_ids_on_the_bigquery_emulator(older_mont
     assert placed == duck_placed > 0.95 * 2 * ROWS
 
 
-@pytest.mark.slow
-def test_a_2009_and_a_2010_month_go_raw_to_marts_through_dagster_with_their_zones_revenue(
-        older_months, platform_env, monkeypatch):
+def _raw_to_marts_with_every_check(older_months: Path, monkeypatch) -> dict:
+    """Raw -> marts through Dagster for both older months, from a local HTTP stand-in for the TLC,
+    on the warehouse the environment chooses, with every check of yellow, gold and the mart (all
+    must pass); returns the mart's Yellow rows as {(zone, month): (trips, revenue)}."""
     from taxi_platform.assets import build_ingest_assets
     from taxi_platform.assets.dbt import build_dbt_assets
     from taxi_platform.checks import build_checks
@@ -163,18 +165,22 @@ def test_a_2009_and_a_2010_month_go_raw_to_marts_through_dagster_with_their_zone
     finally:
         server.shutdown()
     warehouse = build_warehouse(Settings.from_env())
-    mart = {(zone, str(month)[:7]): (trips, round(float(revenue), 2)) for zone, month, trips, revenue in warehouse.query(
+    return {(zone, str(month)[:7]): (trips, round(float(revenue), 2)) for zone, month, trips, revenue in warehouse.query(
         "SELECT revenue_zone, revenue_month, total_monthly_trips, revenue_monthly_total_amount "
         "FROM marts.dm_monthly_zone_revenue WHERE service_type = 'Yellow'")}
-    # the same, straight from the published files: each distinct trip's pickup point -> its zone's name
+
+
+def _expected_mart(older_months: Path) -> dict:
+    """The mart's Yellow rows straight from the published files: each distinct trip's pickup point
+    looked up in its zone (264 without a coordinate, 265 elsewhere), by zone name and pickup month."""
     with duckdb.connect() as conn:
         _expected_zones(conn)
-        files = [str(older_months / YELLOW.filename(m, PARQUET)) for m in MONTHS]
-        expected = {}
-        for path, (lon, lat, pickup, total) in zip(files, [
+        expected: dict = {}
+        for month, (lon, lat, pickup, total) in zip(MONTHS, [
                 ("Start_Lon", "Start_Lat", "Trip_Pickup_DateTime", "Total_Amt"),
                 ("pickup_longitude", "pickup_latitude", "pickup_datetime", "total_amount")], strict=True):
-            for zone, month, trips, revenue in conn.execute(f"""
+            path = older_months / YELLOW.filename(month, PARQUET)
+            for zone, pickup_month, trips, revenue in conn.execute(f"""
                 WITH trips AS (SELECT DISTINCT * FROM read_parquet('{path}')),
                      lookup AS (SELECT * FROM read_csv('{ZONE_LOOKUP}'))
                 SELECT lookup.Zone, strftime(CAST(t.{pickup} AS TIMESTAMP), '%Y-%m'), count(*), sum(t.{total})
@@ -183,7 +189,27 @@ def test_a_2009_and_a_2010_month_go_raw_to_marts_through_dagster_with_their_zone
                 JOIN lookup ON lookup.LocationID = CASE WHEN k.zone IS NOT NULL THEN k.zone
                     WHEN t.{lon} IS NULL OR t.{lon} = 0 THEN 264 ELSE 265 END
                 GROUP BY ALL""").fetchall():
-                before = expected.get((zone, month), (0, 0.0))
-                expected[(zone, month)] = (before[0] + trips, before[1] + revenue)
-    expected = {k: (n, round(r, 2)) for k, (n, r) in expected.items()}
-    assert mart == expected
+                before = expected.get((zone, pickup_month), (0, 0.0))
+                expected[(zone, pickup_month)] = (before[0] + trips, before[1] + revenue)
+    return {k: (n, round(r, 2)) for k, (n, r) in expected.items()}
+
+
+@pytest.mark.slow
+def test_a_2009_and_a_2010_month_go_raw_to_marts_through_dagster_with_their_zones_revenue(
+        older_months, platform_env, monkeypatch):
+    assert _raw_to_marts_with_every_check(older_months, monkeypatch) == _expected_mart(older_months)
+
+
+@pytest.mark.slow
+def test_the_older_months_go_raw_to_marts_with_every_check_on_postgresql(
+        older_months, platform_env, postgres_server, monkeypatch):
+    for key, value in {"TAXI_WAREHOUSE": "postgres",
+                       **postgres_server.env(postgres_server.create_database())}.items():
+        monkeypatch.setenv(key, value)
+    assert _raw_to_marts_with_every_check(older_months, monkeypatch) == _expected_mart(older_months)
+
+
+@pytest.mark.slow
+def test_the_older_months_go_raw_to_marts_with_every_check_on_the_bigquery_emulator(
+        older_months, platform_env, bigquery_env, monkeypatch):
+    assert _raw_to_marts_with_every_check(older_months, monkeypatch) == _expected_mart(older_months)
