@@ -32,6 +32,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 from packaging import version
+from pydantic import PrivateAttr
 
 from taxi_platform.partitions import month_range
 from taxi_platform.schemas import SCHEMAS
@@ -55,13 +56,32 @@ taxi_dbt_project = DbtProject(project_dir=DBT_PROJECT_DIR, profiles_dir=DBT_PROJ
 
 
 class TaxiDbtCliResource(DbtCliResource):
-    """dagster-dbt's dbt CLI resource (the ``dbt`` resource of the Definitions) for this project.
-    It knows the installed dbt-core's version from the package metadata: the stock resource asks
-    ``dbt --version`` (two seconds of start-up) in every run that invokes dbt."""
+    """dagster-dbt's dbt CLI resource (the ``dbt`` resource of the Definitions) for this project,
+    without dbt's start-up in every invocation:
+
+    - it knows the installed dbt-core's version from the package metadata (the stock resource
+      asks ``dbt --version``: two seconds, in every run that invokes dbt);
+    - dbt runs as a fork of the run's dbt fork server (taxi_platform/dbt_server.py), which has
+      dbt imported already, when the server is up;
+    - ``cli(..., with_adapter=False)`` skips dagster-dbt's own handle on dbt's adapter (half a
+      second of macro parsing), for an invocation whose tables are not read through it."""
+
+    _with_adapter: bool = PrivateAttr(default=True)
 
     @cached_property
     def _cli_version(self) -> version.Version:
         return version.parse(importlib.metadata.version("dbt-core"))
+
+    def _initialize_dbt_core_adapter(self, args):
+        return super()._initialize_dbt_core_adapter(args) if self._with_adapter else None
+
+    def cli(self, args, *, with_adapter: bool = True, **kwargs):
+        from taxi_platform import dbt_server
+
+        client = dbt_server.client_executable()
+        resource = self.model_copy(update={"dbt_executable": client} if client else {})
+        resource._with_adapter = with_adapter
+        return DbtCliResource.cli(resource, args, **kwargs)
 
 
 def dbt_resource() -> TaxiDbtCliResource:
@@ -144,15 +164,20 @@ def prepare_manifest(project: DbtProject = taxi_dbt_project, force: bool = False
 # or server makes it parse the whole project again (~1.5 s of every invocation). Each invocation
 # runs in its own target folder, so the msgpack is kept per profile between them.
 PARTIAL_PARSE = "partial_parse.msgpack"
+WINDOW_VARIABLES = ("TAXI_DBT_MIN_DATE", "TAXI_DBT_MAX_DATE")  # dbt_project/macros/partitions.sql
 _PROFILE_VARIABLES = re.compile(r"env_var\(\s*['\"]([A-Za-z0-9_]+)['\"]")
 
 
 def partial_parse_cache(env: Mapping[str, str], project: DbtProject = taxi_dbt_project) -> Path:
     """Where the partial-parse state of invocations with this environment's profile is kept:
     ``target/partial_parse/<digest>.msgpack``, the digest over the values of the variables
-    ``profiles.yml`` reads (one-way: no credential is written in the name)."""
+    ``profiles.yml`` reads (one-way: no credential is written in the name) and whether a
+    partition window is set."""
     names = sorted(set(_PROFILE_VARIABLES.findall((project.profiles_dir / "profiles.yml").read_text())))
-    digest = hashlib.sha256("\0".join(f"{n}={env.get(n, '')}" for n in names).encode()).hexdigest()[:20]
+    # A partition window's variables (their presence, not their values) also part it: the state
+    # a month of fct_trips left would make the next unpartitioned invocation parse its files again.
+    window = [n for n in WINDOW_VARIABLES if env.get(n)]
+    digest = hashlib.sha256("\0".join([*(f"{n}={env.get(n, '')}" for n in names), *window]).encode()).hexdigest()[:20]
     return project.project_dir / project.target_path / "partial_parse" / f"{digest}.msgpack"
 
 

@@ -58,6 +58,9 @@ VARIABLES: list[Variable] = [
         ("GCP_LOCATION", "US", "where the bucket and the datasets are created"),
         ("GCP_DATASET", "taxi", "BigQuery datasets `<GCP_DATASET>_bronze`, `_silver`, `_staging`, `_gold`, `_marts`, `_seeds`"),
         ("TAXI_BIGQUERY_API_ENDPOINT", "(Google's)", "a BigQuery emulator's URL (anonymous credentials then)"),
+        ("TAXI_DBT_FORK_SERVER", "1", ("`0`: every dbt invocation starts its own `dbt` process; by default a run "
+                                       "forks each one from a server that has dbt imported already, saving ~2 s of "
+                                       "dbt's start-up per invocation (taxi_platform/dbt_server.py)")),
         ("TAXI_BIGQUERY_BRONZE_VIA", "load", ("`load`: a load job copies the GCS object into a staging table; "
                                               "`external`: an external table over the object (the old 08_gcp_taxi flow)")),
         ("GOOGLE_APPLICATION_CREDENTIALS", "(unset)", "service-account key file (read by the Google client libraries)"),

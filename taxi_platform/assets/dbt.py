@@ -36,6 +36,7 @@ A partitioned model's ``dagster/row_count`` is then the rows of the run's months
 """
 
 
+import contextlib
 import copy
 import json
 import tempfile
@@ -73,6 +74,7 @@ from dagster_dbt import (
 from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 
 from taxi_platform.dbt_project import (
+    TaxiDbtCliResource,
     dbt_environment,
     keep_partial_parse,
     partition_filenames,
@@ -431,6 +433,28 @@ def _summary(events: list, what: str, seconds: float, failed: bool) -> str:
             + (" — FAILED (see the step's stdout for dbt's own log)" if failed else ""))
 
 
+def _with_table_metadata(context: AssetExecutionContext, event: Output, warehouse: WarehouseResource, invocation,
+                         target: Path, run_manifest: Mapping[str, Any], fetched: bool, months: list[str] | None,
+                         filenames: list[str] | None) -> Output:
+    """A model's or seed's output with its table's row counts, column schema and lineage (and,
+    for a multi-month run of a partitioned model, each month's own row count)."""
+    unique_id = event.metadata.get("unique_id")
+    node_id = unique_id.value if hasattr(unique_id, "value") else unique_id
+    if node_id not in _MANIFEST["nodes"]:
+        return event
+    node = _node(node_id)
+    # a partitioned model's rows of the run's files, counted once for the run and each month
+    rows_by_file = (_rows_by_file(warehouse, node, filenames)
+                    if filenames and "partitioned" in node.get("tags", []) else None)
+    lineage = {} if fetched else _column_lineage(invocation, warehouse, node_id, target, run_manifest)
+    event = event.with_metadata({
+        **event.metadata, **lineage,
+        **_table_metadata(warehouse, node, rows_by_file, event.metadata if fetched else None)})
+    if rows_by_file is not None and len(months) > 1:
+        _report_months(context, event.output_name, months, rows_by_file)
+    return event
+
+
 def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: DbtCliResource, args: list[str],
             what: str, months: list[str] | None = None, env: dict[str, str] | None = None) -> Iterator[Any]:
     """Run ``dbt <args>`` for the selected assets (with ``env`` set too) and yield its events with
@@ -447,32 +471,25 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: D
             dbt_environment(variables):
         started = time.monotonic()
         restore_partial_parse(Path(target))
-        invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=Path(target))
+        # DuckDB: nothing reads through dagster-dbt's adapter handle (see below), so none is made.
+        extra = ({"with_adapter": not warehouse.held_by_dbt_while_it_runs}
+                 if isinstance(dbt, TaxiDbtCliResource) else {})
+        invocation = dbt.cli(args, context=context, raise_on_error=False, target_path=Path(target), **extra)
         run_manifest = _RunManifest(Path(target))
+        reads = contextlib.nullcontext()
         if warehouse.held_by_dbt_while_it_runs:
             # DuckDB: dbt's process holds the file while it runs, so its events are taken once it
-            # has exited, and their tables read with this process's own connection.
-            stream, fetched = list(invocation.stream()), False
+            # has exited, and their tables read with this process's own connection (one for all).
+            stream, fetched, reads = list(invocation.stream()), False, warehouse.session()
         else:
             stream, fetched = _fetched_as_dbt_runs(invocation, run_manifest), True
-        for event in stream:
-            if isinstance(event, Output):
-                unique_id = event.metadata.get("unique_id")
-                node_id = unique_id.value if hasattr(unique_id, "value") else unique_id
-                if node_id in _MANIFEST["nodes"]:
-                    node = _node(node_id)
-                    # a partitioned model's rows of the run's files, counted once for the run and each month
-                    rows_by_file = (_rows_by_file(warehouse, node, filenames)
-                                    if filenames and "partitioned" in node.get("tags", []) else None)
-                    lineage = {} if fetched else _column_lineage(invocation, warehouse, node_id, Path(target),
-                                                                 run_manifest)
-                    event = event.with_metadata({
-                        **event.metadata, **lineage,
-                        **_table_metadata(warehouse, node, rows_by_file, event.metadata if fetched else None)})
-                    if rows_by_file is not None and len(months) > 1:
-                        _report_months(context, event.output_name, months, rows_by_file)
-            events.append(event)
-            yield event
+        with reads:
+            for event in stream:
+                if isinstance(event, Output):
+                    event = _with_table_metadata(context, event, warehouse, invocation, Path(target), run_manifest,
+                                                 fetched, months, filenames)
+                events.append(event)
+                yield event
         keep_partial_parse(Path(target))
         failed = not invocation.is_successful()
         context.log.info(_summary(events, what, time.monotonic() - started, failed))

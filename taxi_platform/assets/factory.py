@@ -10,11 +10,13 @@ each month is done (and written in its own transaction) in turn.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Sequence
 
 from dagster import AssetCheckSpec, AssetKey, CodeReferencesMetadataValue, LocalFileCodeReference, asset
 
+from taxi_platform import dbt_server
 from taxi_platform.assets.common import INGEST_BACKFILL_POLICY
 from taxi_platform.freshness import silver_freshness_policy
 from taxi_platform.partitions import partitions_for
@@ -60,9 +62,39 @@ def ingest_asset(schema: TripSchema, layer: str, *, description: str, kinds: set
             description=description,
             # silver: a new month is due at every deadline (taxi_platform/freshness.py)
             freshness_policy=silver_freshness_policy(source) if layer == "silver" else None,
-        )(retried_only_if_transient(compute))
+        )(retried_only_if_transient(dbt_started_early(compute)))
 
     return decorate
+
+
+def dbt_started_early(compute: Callable) -> Callable:
+    """``compute`` starting the run's dbt fork server first (taxi_platform/dbt_server.py: it
+    returns at once) when the run also selects assets beyond the ingest layers (the dbt models
+    come after them), so that dbt is imported while the month loads, not when its first dbt step
+    starts."""
+    def start_dbt_if_selected(args: tuple, kwargs: dict) -> None:
+        context = kwargs.get("context", args[0] if args else None)
+        try:
+            selection = context.job_def.asset_layer.selected_asset_keys
+            in_process = "in_process" in context.job_def.executor_def.name  # or execute_in_process_executor
+        except AttributeError:  # not run as a Dagster step (a direct call in a test)
+            return
+        # (with a process per step, a server started here would end with this step's process)
+        if in_process and any(key.path[0] not in LAYERS for key in selection):
+            dbt_server.start()
+
+    if inspect.isgeneratorfunction(compute):
+        @functools.wraps(compute)
+        def generating(*args, **kwargs):
+            start_dbt_if_selected(args, kwargs)
+            yield from compute(*args, **kwargs)
+        return generating
+
+    @functools.wraps(compute)
+    def returning(*args, **kwargs):
+        start_dbt_if_selected(args, kwargs)
+        return compute(*args, **kwargs)
+    return returning
 
 
 def code_reference(compute: Callable) -> CodeReferencesMetadataValue:

@@ -187,6 +187,12 @@ class WarehouseResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
         yield
 
     @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """Keep one connection for the block's queries, where opening one costs (DuckDB opens
+        its file for each); a server's connections are cheap enough, so nothing is kept."""
+        yield
+
+    @contextlib.contextmanager
     def metered(self) -> Iterator[list[int] | None]:
         """The bytes the block's queries processed, where the warehouse bills by them (a list
         filled when the block ends), else None."""

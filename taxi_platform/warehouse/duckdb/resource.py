@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +42,7 @@ from taxi_platform.warehouse.duckdb.sql import (
 from taxi_platform.warehouse.port import IncomingProfile, PublishedLoad, SilverResult, WarehouseResource
 
 _HELD: dict[str, int] = {}  # DuckDB files this process holds the advisory lock of (depth)
+_SESSIONS: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}  # (file, thread): session()'s connection
 
 
 class DuckDBWarehouseResource(WarehouseResource):
@@ -111,7 +113,26 @@ class DuckDBWarehouseResource(WarehouseResource):
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
+    def session(self) -> Iterator[None]:
+        """One connection for every query of the block (the metadata read after dbt: a dozen
+        small queries, each of which would otherwise open the file)."""
+        key = (self.path, threading.get_ident())
+        if key in _SESSIONS:
+            yield
+            return
+        with self.connect() as conn:
+            _SESSIONS[key] = conn
+            try:
+                yield
+            finally:
+                del _SESSIONS[key]
+
+    @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        session = _SESSIONS.get((self.path, threading.get_ident()))
+        if session is not None and not read_only:
+            yield session  # the block's own connection (session()), left open
+            return
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self.exclusive():
             deadline, wait = time.monotonic() + self.lock_timeout_seconds, 0.1

@@ -1,0 +1,277 @@
+"""A dbt fork server: dbt imported once per run process, each invocation a fork of it.
+
+A dbt invocation spends about two seconds before it touches the warehouse: importing dbt and
+its adapter (1.3 s) and compiling its (de)serialisers on first use (0.5 s). A run that builds
+the seeds, fct_trips and the marts pays that three times, more than the whole month's dbt work
+on the demo's months. So the first dbt step of a run (or the run's first step, when the run
+selects dbt assets: :func:`start`) starts this server beside the run's process. It imports dbt
+and the warehouse's adapter, warms those serialisers on the project's partial-parse state, and
+listens on a Unix socket. dagster-dbt then runs ``taxi_platform/dbt_fork_client.py`` (written
+as an executable script beside the socket) instead of ``dbt``. The client hands its arguments,
+working directory, environment and standard streams to the server, which forks. The fork is a
+fresh process as far as dbt is concerned: it parses (partially), opens its own connections,
+writes into dagster-dbt's pipe and exits with dbt's exit code. The server itself never opens a
+warehouse and never runs dbt.
+
+Nothing depends on it: when it cannot start, or ``TAXI_DBT_FORK_SERVER=0``, dagster-dbt runs
+the real ``dbt`` executable as before; a client that cannot reach the server becomes it. The
+server ends with the process that started it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import importlib
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+READY_TIMEOUT_SECONDS = 60.0
+ENABLED_VARIABLE = "TAXI_DBT_FORK_SERVER"
+
+# Classes whose JSON schema dbt builds (and validates against) in every invocation.
+_SCHEMA_CLASSES = [
+    ("dbt.contracts.project", "Project"), ("dbt.contracts.project", "ProjectFlags"),
+    ("dbt.contracts.project", "ProfileConfig"), ("dbt.contracts.project", "PackageConfig"),
+    ("dbt.contracts.project", "Configuration"), ("dbt.contracts.selection", "SelectorFile"),
+    ("dbt.task.test", "TestResultData"),
+]
+_CREDENTIALS = {"duckdb": ("dbt.adapters.duckdb.credentials", "DuckDBCredentials"),
+                "postgres": ("dbt.adapters.postgres.connections", "PostgresCredentials"),
+                "bigquery": ("dbt.adapters.bigquery.credentials", "BigQueryCredentials")}
+
+
+def enabled(env: dict[str, str] | None = None) -> bool:
+    """TAXI_DBT_FORK_SERVER: on unless ``0``/``false``/``no``."""
+    value = (env if env is not None else os.environ).get(ENABLED_VARIABLE, "1")
+    return value.strip().lower() not in ("0", "false", "no", "off")
+
+
+# -- the run process's side -------------------------------------------------------------------
+class _Server:
+    def __init__(self, process: subprocess.Popen, folder: Path):
+        self.process, self.folder, self.owner = process, folder, os.getpid()
+        self.socket, self.client = folder / "dbt.sock", folder / "dbt"
+
+    def ready(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None:
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.connect(str(self.socket))
+                return True  # (the server drops a connection that sends no request)
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return False
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=5)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+_lock = threading.Lock()
+_server: _Server | None = None
+_failed = False  # it did not come up once in this process: do not try again
+
+
+def _real_dbt() -> str:
+    from taxi_platform.dbt_project import dbt_executable
+
+    return dbt_executable()
+
+
+def start(project_dir: Path | None = None) -> None:
+    """Start the server for this process if it is enabled and not running (returns at once)."""
+    global _server
+    if not enabled() or _failed:
+        return
+    with _lock:
+        if _server is not None and _server.owner == os.getpid() and _server.process.poll() is None:
+            return
+        if project_dir is None:
+            from taxi_platform.dbt_project import DBT_PROJECT_DIR as project_dir
+        folder = Path(tempfile.mkdtemp(prefix="taxi-dbt-"))
+        client_source = Path(__file__).with_name("dbt_fork_client.py").read_text()
+        script = folder / "dbt"
+        script.write_text(
+            f"#!{sys.executable} -SE\n"
+            + client_source.replace('SOCKET = ""', f"SOCKET = {str(folder / 'dbt.sock')!r}", 1)
+                           .replace('REAL_DBT = ""', f"REAL_DBT = {_real_dbt()!r}", 1))
+        script.chmod(0o755)
+        with open(folder / "server.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "taxi_platform.dbt_server", str(folder / "dbt.sock"), str(project_dir)],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True)
+        _server = _Server(process, folder)
+        atexit.register(_server.stop)
+
+
+def client_executable(timeout: float = READY_TIMEOUT_SECONDS) -> str | None:
+    """The fork client to give dagster-dbt as its dbt executable, once the server is ready; None
+    when the server is disabled or did not come up (dagster-dbt then runs the real dbt)."""
+    global _failed
+    start()
+    server = _server
+    if server is None or server.owner != os.getpid():
+        return None
+    if server.ready(timeout):
+        return str(server.client)
+    _failed = True
+    from dagster import get_dagster_logger
+
+    log = (server.folder / "server.log")
+    detail = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
+    get_dagster_logger().warning(
+        f"the dbt fork server did not come up within {timeout:.0f}s: dbt runs as its own process "
+        f"(about 2 s slower per invocation). Its log:\n{detail}")
+    server.stop()
+    return None
+
+
+# -- the server --------------------------------------------------------------------------------
+def _die_with_parent(parent: int) -> None:
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:
+        sys.exit(0)
+
+
+def _warm(project_dir: Path) -> None:
+    """Import dbt and the warehouse's adapter; build what dbt builds on first use in every
+    invocation. Each part is best effort: a dbt that moved things only loses the head start."""
+    import dbt.cli.main
+
+    adapter = (os.environ.get("TAXI_WAREHOUSE") or "duckdb").lower()
+    adapter = {"postgresql": "postgres"}.get(adapter, adapter)
+    for module, name in [*_SCHEMA_CLASSES, *([_CREDENTIALS[adapter]] if adapter in _CREDENTIALS else [])]:
+        with contextlib.suppress(Exception):
+            getattr(importlib.import_module(module), name).json_schema()
+    with contextlib.suppress(Exception):  # the node configs, validated when a file is parsed again
+        import dbt.artifacts.resources
+        import dbt.contracts.graph.model_config
+        from dbt_common.dataclass_schema import dbtClassMixin
+
+        for module in (dbt.artifacts.resources, dbt.contracts.graph.model_config):
+            for name in dir(module):
+                cls = getattr(module, name)
+                if name.endswith("Config") and isinstance(cls, type) and issubclass(cls, dbtClassMixin):
+                    cls.json_schema()
+    with contextlib.suppress(Exception):
+        from argparse import Namespace
+
+        from dbt.contracts.graph.manifest import Manifest
+        from dbt.flags import set_from_args
+
+        state = project_dir / "target" / "partial_parse.msgpack"
+        if state.is_file():
+            manifest = Manifest.from_msgpack(state.read_bytes())  # the partial-parse reader
+            set_from_args(Namespace(SEND_ANONYMOUS_USAGE_STATS=False), None)
+            manifest.writable_manifest().to_dict(omit_none=False)  # the manifest.json writer
+            for node in {type(n): n for n in manifest.nodes.values()}.values():
+                type(node).from_dict(node.to_dict())  # how a parsed file becomes a node
+
+
+def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
+    head, fds, _, _ = socket.recv_fds(conn, 8, 3)
+    while len(head) < 8:
+        more = conn.recv(8 - len(head))
+        if not more:
+            raise ConnectionError("client went away")
+        head += more
+    (length,) = struct.unpack("!Q", head)
+    payload = b""
+    while len(payload) < length:
+        more = conn.recv(min(1 << 20, length - len(payload)))
+        if not more:
+            raise ConnectionError("client went away")
+        payload += more
+    return json.loads(payload), fds
+
+
+def _run_dbt(conn: socket.socket, fds: list[int], request: dict) -> None:
+    """In the fork: become the client's dbt process and exit with dbt's exit code."""
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # dbt's own subprocesses must be waitable
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for target, fd in enumerate(fds):
+        os.dup2(fd, target)
+        if fd > 2:
+            os.close(fd)
+    sys.stdout.reconfigure(line_buffering=True)
+    os.chdir(request["cwd"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    conn.sendall(f"pid {os.getpid()}\n".encode())
+    code = 1
+    try:
+        from dbt.cli.main import cli
+
+        cli.main(args=request["argv"], prog_name="dbt")
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt:
+        code = 130
+    except BaseException:  # noqa: BLE001  reported as dbt's own crash would be
+        import traceback
+
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        with contextlib.suppress(Exception):
+            atexit._run_exitfuncs()  # what a normal exit runs (multiprocessing's clean-up)
+        with contextlib.suppress(Exception):
+            conn.sendall(f"exit {code}\n".encode())
+        os._exit(code)
+
+
+def serve(socket_path: str, project_dir: Path) -> None:
+    parent = os.getppid()
+    _die_with_parent(parent)
+    _warm(project_dir)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forks are reaped by the kernel
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(socket_path)  # bound once warm: a client that connects finds it ready
+    listener.listen(16)
+    listener.settimeout(1.0)
+    while os.getppid() == parent:
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        conn.settimeout(10.0)
+        try:
+            request, fds = _receive(conn)
+        except (OSError, ValueError):
+            conn.close()
+            continue
+        conn.settimeout(None)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if os.fork() == 0:
+            listener.close()
+            _run_dbt(conn, fds, request)
+        for fd in fds:
+            os.close(fd)
+        conn.close()
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], Path(sys.argv[2]))

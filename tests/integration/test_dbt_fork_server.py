@@ -1,0 +1,134 @@
+"""The dbt fork server (taxi_platform/dbt_server.py): a forked dbt behaves as the real ``dbt``
+(output, exit code, artifacts, signals), a client that cannot reach the server runs the real
+dbt, and the server ends with the process that started it. The dbt assets' own tests
+(test_dbt_cli.py, test_backends_marts.py, test_bigquery_dbt.py) run every invocation through it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from taxi_platform import dbt_server
+from taxi_platform.dbt_project import DBT_PROJECT_DIR, dbt_executable
+
+
+def _dbt_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {**os.environ, "TAXI_WAREHOUSE": "duckdb", "TAXI_DUCKDB_PATH": str(tmp_path / "w.duckdb"),
+            "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_VERSION_CHECK": "false",
+            "DBT_TARGET_PATH": str(tmp_path / "target"), "DBT_LOG_PATH": str(tmp_path / "target"),
+            "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR), **extra}
+
+
+def _run(executable: str, args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([executable, *args], check=False, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture(scope="module")
+def client() -> str:
+    executable = dbt_server.client_executable()
+    assert executable, "the dbt fork server did not come up"
+    return executable
+
+
+def test_a_forked_dbt_parses_the_project_writes_its_artifacts_and_exits_as_dbt_does(client, tmp_path):
+    started = time.monotonic()
+    result = _run(client, ["parse", "--log-format", "json"], _dbt_env(tmp_path))
+    seconds = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert events and events[0]["info"]["name"] == "MainReportVersion"  # dbt's own first event
+    manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
+    assert "model.taxi_platform.fct_trips" in manifest["nodes"]
+    print(f"dbt parse through the fork server: {seconds:.2f}s")
+
+
+def test_a_failing_dbt_command_gives_the_same_exit_code_and_message_as_the_real_dbt(client, tmp_path):
+    args = ["run-operation", "no_such_macro"]
+    forked = _run(client, args, _dbt_env(tmp_path / "forked"))
+    real = _run(dbt_executable(), args, _dbt_env(tmp_path / "real"))
+    assert real.returncode != 0
+    assert forked.returncode == real.returncode
+    assert "no_such_macro" in forked.stdout + forked.stderr
+
+
+def test_each_invocation_sees_its_own_environment_and_working_directory(client, tmp_path):
+    # The project reads TAXI_DUCKDB_PATH from the environment of the invocation, not the server's.
+    for name in ("a", "b"):
+        result = _run(client, ["debug", "--no-version-check"], _dbt_env(tmp_path, TAXI_DUCKDB_PATH=str(
+            tmp_path / f"{name}.duckdb")))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"{name}.duckdb" in result.stdout
+
+
+def test_a_client_that_cannot_reach_the_server_runs_the_real_dbt(client, tmp_path):
+    orphan = tmp_path / "dbt"
+    orphan.write_text(Path(client).read_text().replace(
+        str(Path(client).with_name("dbt.sock")), str(tmp_path / "nobody-listens.sock")))
+    orphan.chmod(0o755)
+    result = _run(str(orphan), ["--version"], _dbt_env(tmp_path))
+    assert result.returncode == 0
+    assert "Core" in result.stdout or "installed" in result.stdout
+
+
+def test_sigint_to_the_client_interrupts_the_forked_dbt(client, tmp_path):
+    # A macro that runs for hours: the client forwards SIGINT to the forked dbt, which stops.
+    macros = tmp_path / "project"
+    process = subprocess.Popen(
+        [client, "run-operation", "sleep_a_while"], cwd=_sleeping_project(macros),
+        env=_dbt_env(tmp_path, DBT_PROFILES_DIR=str(DBT_PROJECT_DIR)), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    time.sleep(8)  # parsed and looping
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)  # a dbt that ignored it would loop for hours
+    assert process.returncode != 0, output
+
+
+def _sleeping_project(root: Path) -> Path:
+    (root / "macros").mkdir(parents=True)
+    (root / "dbt_project.yml").write_text("name: sleeper\nversion: '1.0'\nprofile: taxi_platform\n")
+    (root / "macros" / "sleep.sql").write_text(textwrap.dedent("""\
+        {% macro sleep_a_while() %}
+          {%- for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor -%}
+        {% endmacro %}
+        """))
+    return root
+
+
+def test_the_server_ends_with_the_process_that_started_it(tmp_path):
+    script = textwrap.dedent("""\
+        import sys, time
+        from taxi_platform import dbt_server
+        print(dbt_server.client_executable(), dbt_server._server.process.pid, flush=True)
+        time.sleep(600)
+        """)
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "TAXI_WAREHOUSE": "duckdb"})
+    client_path, server_pid = parent.stdout.readline().split()
+    assert Path(client_path).is_file()
+    os.kill(int(server_pid), 0)  # running
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(int(server_pid), 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the dbt fork server (pid {server_pid}) outlived the process that started it")
+
+
+def test_with_the_server_switched_off_dbt_runs_as_its_own_process():
+    script = "from taxi_platform import dbt_server; print(dbt_server.client_executable())"
+    result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
+                            env={**os.environ, dbt_server.ENABLED_VARIABLE: "0"}, timeout=60)
+    assert result.stdout.strip() == "None", result.stderr
