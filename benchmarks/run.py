@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from taxi_platform.local_postgres import NEWEST, VERSIONS
+from taxi_platform.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 HERE = REPO / "benchmarks"
@@ -109,8 +110,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         f"placed alone (default {FULL['older_rows']:,}: a 2009 month)")
     p.add_argument("--long-repeat", type=int,
                    help=f"runs of the long measurements ({', '.join(sorted(LONG))}; default 1)")
-    p.add_argument("--low-memory-limit", default="1GB",
-                   help="TAXI_DUCKDB_MEMORY_LIMIT of duckdb_dagster_lowmem (default 1GB; the platform's is 4GB)")
+    p.add_argument("--low-memory-limit", default="512MB",
+                   help="TAXI_DUCKDB_MEMORY_LIMIT of duckdb_dagster_lowmem (default 512MB; the platform's is "
+                        f"{Settings.from_env({}).duckdb_memory_limit})")
     p.add_argument("--postgres-version", choices=VERSIONS, default=NEWEST,
                    help=f"major version of the local PostgreSQL server (default {NEWEST}; see "
                         "taxi_platform/local_postgres.py)")

@@ -3,6 +3,7 @@
 from dataclasses import asdict, fields
 
 from dagster import (
+    AssetCheckKey,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -35,12 +36,35 @@ def column_lineage(bronze: AssetKey, schema: TripSchema) -> TableColumnLineage:
     return TableColumnLineage(deps_by_column=deps)
 
 
+UNIQUENESS_CHECK = "unique_row_id_is_unique"
+
+
+def _uniqueness_as_of(context: AssetExecutionContext, key: AssetKey, filename: str,
+                      month: str) -> tuple[str, int] | None:
+    """(run id, duplicated ids) of the uniqueness check of the run that left the table as it is,
+    when every month of this run was unchanged (unchanged_load: the months' rows are as recorded
+    and no other month was written by another run since); None when that run has no such
+    evaluation (then the check runs)."""
+    found = last_load(context, key, month, filename)
+    if found is None:
+        return None
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecordStatus as Status
+
+    history = context.instance.event_log_storage.get_asset_check_execution_history(  # (not this run's planned one)
+        AssetCheckKey(key, UNIQUENESS_CHECK), limit=1, status={Status.SUCCEEDED, Status.FAILED})
+    if not history or history[0].run_id != found[1] or history[0].event is None:
+        return None
+    evaluation = history[0].event.dagster_event.event_specific_data
+    duplicated = (getattr(evaluation, "metadata", None) or {}).get("duplicated_ids")
+    return (found[1], int(duplicated.value)) if duplicated is not None else None
+
+
 def build_silver_asset(schema: TripSchema, source: str | None = None):
     table, key = f"silver.{schema.table}", ingest_key("silver", schema)
 
     @ingest_asset(
         schema, "silver", source=source, check_specs=[
-            AssetCheckSpec("unique_row_id_is_unique", asset=key,
+            AssetCheckSpec(UNIQUENESS_CHECK, asset=key,
                            description="No unique_row_id appears twice in the whole table (on BigQuery, "
                                        "billed by the bytes read: among the rows picked up on the days of "
                                        "the run's months, where a repeat of one of their ids can be)."),
@@ -95,15 +119,21 @@ def build_silver_asset(schema: TripSchema, source: str | None = None):
                                    "unchanged": load is not None}
                 results.append((month, r))
 
-            duplicated = warehouse.duplicate_ids(schema, [r.filename for _, r in results])
+            # Every month unchanged: the table is as the last run left it, whose check stands.
+            as_of = None if rebuilt_any or not results else _uniqueness_as_of(context, key, results[0][1].filename,
+                                                                             results[0][0])
+            duplicated = as_of[1] if as_of else warehouse.duplicate_ids(schema, [r.filename for _, r in results])
         quarantined = [(m, r) for m, r in results if r.rows_quarantined]
         quarantine_detail = "; ".join(
             f"{r.filename} (partition {m}): {r.rows_quarantined} rows, "
             + ", ".join(f"column {c} {n} rows e.g. {ex}" for c, n, ex in r.quarantine_reasons)
             for m, r in quarantined)
         checks = [
-            AssetCheckResult(check_name="unique_row_id_is_unique", passed=duplicated == 0,
-                             metadata={"duplicated_ids": duplicated}),
+            AssetCheckResult(check_name=UNIQUENESS_CHECK, passed=duplicated == 0,
+                             description=(f"Every month of this run was unchanged: the table is as run "
+                                          f"{as_of[0]} left it, so its count stands.") if as_of else None,
+                             metadata={"duplicated_ids": duplicated,
+                                       **({"as_of_run": as_of[0]} if as_of else {})}),
             AssetCheckResult(check_name="no_rows_quarantined", passed=not quarantined,
                              severity=AssetCheckSeverity.WARN,
                              description=quarantine_detail or None,

@@ -5,7 +5,7 @@ reloads it."""
 from __future__ import annotations
 
 import pytest
-from dagster import AssetKey, DagsterInstance, materialize
+from dagster import AssetCheckKey, AssetKey, DagsterInstance, materialize
 
 from taxi_platform.assets import ingest_assets
 from taxi_platform.resources import build_warehouse, resources_from_env
@@ -61,3 +61,25 @@ def test_a_month_missing_rows_is_reloaded_whole(instance):
     warehouse.query("DELETE FROM bronze.yellow_tripdata_landed WHERE filename = ?", [JAN])
     assert run(instance) == {BRONZE: False, SILVER: True}  # the same file again: silver is whole
     assert contents() == clean
+
+
+def uniqueness(instance):
+    """(run id, passed, metadata) of silver's latest unique_row_id_is_unique evaluation."""
+    record = instance.event_log_storage.get_asset_check_execution_history(
+        AssetCheckKey(SILVER, "unique_row_id_is_unique"), limit=1)[0]
+    evaluation = record.event.dagster_event.event_specific_data
+    return record.run_id, evaluation.passed, {k: v.value for k, v in evaluation.metadata.items()}
+
+
+@pytest.mark.slow
+def test_an_unchanged_re_run_keeps_the_uniqueness_count_of_the_run_that_left_the_table_so(instance):
+    run(instance)
+    first, passed, metadata = uniqueness(instance)
+    assert passed and metadata == {"duplicated_ids": 0}  # counted
+    run(instance)
+    second, passed, metadata = uniqueness(instance)
+    assert second != first and passed and metadata == {"duplicated_ids": 0, "as_of_run": first}
+    run(instance)
+    assert uniqueness(instance)[2]["as_of_run"] == second  # each re-run stands on the one before
+    run(instance, tags={"taxi/reload": "true"})  # rebuilt: counted again
+    assert uniqueness(instance)[2] == {"duplicated_ids": 0}

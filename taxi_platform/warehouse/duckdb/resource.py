@@ -176,11 +176,13 @@ class DuckDBWarehouseResource(WarehouseResource):
             [schema or "main", name])
 
     def duplicated_values(self, table: str, column: str) -> int:
-        # A GROUP BY on a 64-bit hash first (equal values have equal hashes): a third faster than
-        # on 7M md5 strings; the exact GROUP BY runs only when some hash repeats.
+        # Distinct 64-bit hashes first (equal values have equal hashes, so as many distinct
+        # hashes as rows means no value repeats): a third cheaper than grouping 7M md5 strings;
+        # the exact GROUP BY runs only when some hash repeats.
         with self.connect() as conn:
-            if not conn.execute(f"SELECT count(*) FROM (SELECT hash({column}) FROM {table} "
-                                "GROUP BY 1 HAVING count(*) > 1)").fetchone()[0]:
+            rows, hashes = conn.execute(f"SELECT count(*), count(DISTINCT hash({column})) "
+                                        f"FROM {table}").fetchone()
+            if rows == hashes:
                 return 0
             return conn.execute(f"SELECT count(*) FROM (SELECT {column} FROM {table} "
                                 "GROUP BY 1 HAVING count(*) > 1)").fetchone()[0]
