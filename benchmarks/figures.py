@@ -38,8 +38,8 @@ TARGETS = [
     Target("DuckDB raw → silver ≤ 1.3× bare DuckDB CREATE TABLE AS", "duckdb_dagster", "duckdb_bare",
            "bare DuckDB", 1.3),
     Target("unchanged re-run ≤ 0.5× floor", "duckdb_rerun", "floor", "floor", 0.5, single_core=True),
-    Target("PostgreSQL raw → silver ≤ 0.5× Kestra baseline", "pg_dagster", "kestra_first",
-           "Kestra first load", 0.5),
+    Target("PostgreSQL raw → silver ≤ 1.0× Kestra baseline", "pg_dagster", "kestra_first",
+           "Kestra first load", 1.0),
     Target("GX checks ≤ 1.0× floor", "gx", "floor", "floor", 1.0, single_core=True),
 ]
 TARGETS_AFTER_PEAK = [
@@ -49,6 +49,10 @@ TARGETS_AFTER_PEAK = [
            "raw → silver", 2.0),
     Target("{months}-month backfill ≤ 1.3× the sum of its single months", "backfill_single_run",
            "backfill_by_month", "sum of single months", 1.3),
+]
+# Targets in seconds, not ratios: (name, measurement, limit in seconds). Listed last.
+SECONDS_TARGETS = [
+    ("demo month raw → marts ≤ 8 s", "marts_demo", 8.0),
 ]
 
 
@@ -200,7 +204,23 @@ def targets(results: dict) -> list[dict]:
     peak_row = _peak_row(results)
     if peak_row:
         rows.append(peak_row)
-    return rows + [_ratio_row(results, t) for t in TARGETS_AFTER_PEAK]
+    return (rows + [_ratio_row(results, t) for t in TARGETS_AFTER_PEAK]
+            + [_seconds_row(results, *t) for t in SECONDS_TARGETS])
+
+
+def _seconds_row(results: dict, name: str, mid: str, limit: float) -> dict:
+    m = results["measurements"].get(mid)
+    seconds, best = median(m), fastest(m)
+    row = {"target": name, "id": mid, "limit": limit, "ratio": ratio(seconds, limit), "fastest": s(best) + " s"
+           if best is not None else "—", "cpu": "—", "measured": f"{s(seconds)} s" if seconds is not None
+           else "not measured", "agree": best is None or (best <= limit) == (seconds <= limit)}
+    if seconds is None:
+        row["status"] = "not measured"
+    elif seconds <= limit:
+        row["status"] = f"**met** ({seconds:.2f} s ≤ {limit:g} s)"
+    else:
+        row["status"] = f"**missed** by {seconds / limit:.1f}×: {seconds:.2f} s vs ≤ {limit:g} s ({seconds - limit:.1f} s too slow)"
+    return row
 
 
 def target(results: dict, numerator: str, denominator: str) -> dict | None:

@@ -52,9 +52,11 @@ _CREDENTIALS = {"duckdb": ("dbt.adapters.duckdb.credentials", "DuckDBCredentials
 
 
 def enabled(env: dict[str, str] | None = None) -> bool:
-    """TAXI_DBT_FORK_SERVER: on unless ``0``/``false``/``no``."""
+    """TAXI_DBT_FORK_SERVER: on unless ``0``/``false``/``no``; and only where processes fork and
+    pass file descriptors (Linux, macOS) and the interpreter's path can be a script's first line."""
     value = (env if env is not None else os.environ).get(ENABLED_VARIABLE, "1")
-    return value.strip().lower() not in ("0", "false", "no", "off")
+    return (value.strip().lower() not in ("0", "false", "no", "off") and hasattr(os, "fork")
+            and hasattr(socket, "send_fds") and not any(c.isspace() for c in sys.executable))
 
 
 # -- the run process's side -------------------------------------------------------------------
@@ -217,6 +219,17 @@ def _run_dbt(conn: socket.socket, fds: list[int], request: dict) -> None:
     os.environ.clear()
     os.environ.update(request["env"])
     conn.sendall(f"pid {os.getpid()}\n".encode())
+    finished = threading.Event()
+
+    def stop_when_the_client_goes() -> None:
+        # The client sends nothing more: recv returns when it closes, which it does only after
+        # reading the exit code, unless it was killed. Then dbt is interrupted, as Ctrl-C would.
+        with contextlib.suppress(OSError):
+            conn.recv(1)
+        if not finished.is_set():
+            os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=stop_when_the_client_goes, daemon=True).start()
     code = 1
     try:
         from dbt.cli.main import cli
@@ -232,6 +245,8 @@ def _run_dbt(conn: socket.socket, fds: list[int], request: dict) -> None:
 
         traceback.print_exc()
     finally:
+        finished.set()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         with contextlib.suppress(Exception):
             sys.stdout.flush()
             sys.stderr.flush()
@@ -266,8 +281,11 @@ def serve(socket_path: str, project_dir: Path) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         if os.fork() == 0:
-            listener.close()
-            _run_dbt(conn, fds, request)
+            try:
+                listener.close()
+                _run_dbt(conn, fds, request)
+            finally:
+                os._exit(1)  # whatever happened, a fork never goes back into the server's loop
         for fd in fds:
             os.close(fd)
         conn.close()

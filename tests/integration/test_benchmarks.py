@@ -57,7 +57,7 @@ def test_quick_mode_measures_tiny_months_and_writes_the_report(tmp_path):
 
     text = report.read_text()
     for target in ("DuckDB raw → silver ≤ 2.0× floor", "DuckDB raw → silver ≤ 1.3× bare DuckDB",
-                   "unchanged re-run ≤ 0.5× floor", "PostgreSQL raw → silver ≤ 0.5× Kestra baseline",
+                   "unchanged re-run ≤ 0.5× floor", "PostgreSQL raw → silver ≤ 1.0× Kestra baseline",
                    "GX checks ≤ 1.0× floor", "peak RSS ≤ 1.5 GB", "Parquet month: DuckDB raw → silver ≤ 3.0×",
                    "raw → marts ≤ 2.0× raw → silver"):
         assert target in text

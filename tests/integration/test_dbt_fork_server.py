@@ -92,6 +92,29 @@ def test_sigint_to_the_client_interrupts_the_forked_dbt(client, tmp_path):
     assert process.returncode != 0, output
 
 
+def test_a_killed_client_takes_its_forked_dbt_with_it(client, tmp_path):
+    # dagster-dbt's process may die, or kill the client: the fork must not run on unseen.
+    server = dbt_server._server.process.pid
+    before = set(_children(server))
+    process = subprocess.Popen(
+        [client, "run-operation", "sleep_a_while"], cwd=_sleeping_project(tmp_path / "project"),
+        env=_dbt_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(8)
+    forks = set(_children(server)) - before
+    assert forks, "no fork of the server ran the invocation"
+    process.kill()
+    process.wait()
+    deadline = time.monotonic() + 30
+    while set(_children(server)) & forks and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not set(_children(server)) & forks, "the forked dbt outlived its killed client"
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False).stdout
+    return [int(p) for p in out.split()]
+
+
 def _sleeping_project(root: Path) -> Path:
     (root / "macros").mkdir(parents=True)
     (root / "dbt_project.yml").write_text("name: sleeper\nversion: '1.0'\nprofile: taxi_platform\n")
