@@ -16,8 +16,13 @@
     {%- set files = partition_filenames() if partition_months() is not none
                     else 'select distinct filename from ' ~ source -%}
     delete from {{ target }}
-    where filename in ({{ files }})
-       or ({{ key }}) in (select {{ key }} from {{ source }});
+    where filename in ({{ files }});
+
+    {#- A second statement, not an OR: the key lookup then probes only the rows left (the
+        condition OR-ed with a subquery made DuckDB probe the month's own rows too: a 7M-row
+        month's delete and insert took 9.4 s, now 8.1 s). #}
+    delete from {{ target }}
+    where ({{ key }}) in (select {{ key }} from {{ source }});
 
     insert into {{ target }} ({{ dest_cols_csv }})
     select {{ dest_cols_csv }} from {{ source }}
