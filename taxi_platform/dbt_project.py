@@ -164,7 +164,7 @@ def prepare_manifest(project: DbtProject = taxi_dbt_project, force: bool = False
 # or server makes it parse the whole project again (~1.5 s of every invocation). Each invocation
 # runs in its own target folder, so the msgpack is kept per profile between them.
 PARTIAL_PARSE = "partial_parse.msgpack"
-WINDOW_VARIABLES = ("TAXI_DBT_MIN_DATE", "TAXI_DBT_MAX_DATE")  # dbt_project/macros/partitions.sql
+WINDOW_VARIABLES = ("TAXI_DBT_MIN_DATE", "TAXI_DBT_MAX_DATE")  # min, max: dbt_project/macros/partitions.sql reads them
 _PROFILE_VARIABLES = re.compile(r"env_var\(\s*['\"]([A-Za-z0-9_]+)['\"]")
 
 

@@ -62,9 +62,11 @@ def enabled(env: dict[str, str] | None = None) -> bool:
 
 # -- the run process's side -------------------------------------------------------------------
 class _Server:
-    def __init__(self, process: subprocess.Popen, folder: Path):
-        self.process, self.folder, self.owner = process, folder, os.getpid()
-        self.socket, self.client = folder / "dbt.sock", folder / "dbt"
+    """A server this process started: its folder holds its socket, its client script and its log."""
+
+    def __init__(self, folder: Path):
+        self.folder, self.owner, self.process = folder, os.getpid(), None
+        self.socket, self.client, self.log = folder / "dbt.sock", folder / "dbt", folder / "server.log"
 
     def ready(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
@@ -106,20 +108,19 @@ def start(project_dir: Path | None = None) -> None:
             return
         if project_dir is None:
             from taxi_platform.dbt_project import DBT_PROJECT_DIR as project_dir
-        folder = Path(tempfile.mkdtemp(prefix="taxi-dbt-"))
+        server = _Server(Path(tempfile.mkdtemp(prefix="taxi-dbt-")))
         client_source = Path(__file__).with_name("dbt_fork_client.py").read_text()
-        script = folder / "dbt"
-        script.write_text(
+        server.client.write_text(
             f"#!{sys.executable} -SE\n"
-            + client_source.replace('SOCKET = ""', f"SOCKET = {str(folder / 'dbt.sock')!r}", 1)
+            + client_source.replace('SOCKET = ""', f"SOCKET = {str(server.socket)!r}", 1)
                            .replace('REAL_DBT = ""', f"REAL_DBT = {_real_dbt()!r}", 1))
-        script.chmod(0o755)
-        with open(folder / "server.log", "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "taxi_platform.dbt_server", str(folder / "dbt.sock"), str(project_dir)],
+        server.client.chmod(0o755)
+        with open(server.log, "wb") as log:
+            server.process = subprocess.Popen(
+                [sys.executable, "-m", "taxi_platform.dbt_server", str(server.socket), str(project_dir)],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True)
-        _server = _Server(process, folder)
-        atexit.register(_server.stop)
+        _server = server
+        atexit.register(server.stop)
 
 
 def client_executable(timeout: float = READY_TIMEOUT_SECONDS) -> str | None:
@@ -135,8 +136,7 @@ def client_executable(timeout: float = READY_TIMEOUT_SECONDS) -> str | None:
     _failed = True
     from dagster import get_dagster_logger
 
-    log = (server.folder / "server.log")
-    detail = log.read_text(errors="replace")[-2000:] if log.is_file() else ""
+    detail = server.log.read_text(errors="replace")[-2000:] if server.log.is_file() else ""
     get_dagster_logger().warning(
         f"the dbt fork server did not come up within {timeout:.0f}s: dbt runs as its own process "
         f"(about 2 s slower per invocation). Its log:\n{detail}")

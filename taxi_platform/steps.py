@@ -42,18 +42,24 @@ def fails_at_once_unless_transient() -> Iterator[None]:
         raise Failure(description=f"{type(exc).__name__}: {exc}", allow_retries=False) from exc
 
 
-def retried_only_if_transient(compute: Callable) -> Callable:
-    """``compute`` (an asset's or a check's body, a generator or not) run inside
-    :func:`fails_at_once_unless_transient`; Dagster still sees its parameters."""
+def run_inside(compute: Callable, block: Callable[..., contextlib.AbstractContextManager]) -> Callable:
+    """``compute`` (an asset's or a check's body, a generator or not) run inside the context
+    manager ``block(*args, **kwargs)`` makes of its arguments; Dagster still sees its parameters."""
     if inspect.isgeneratorfunction(compute):
         @functools.wraps(compute)
         def generating(*args, **kwargs):
-            with fails_at_once_unless_transient():
+            with block(*args, **kwargs):
                 yield from compute(*args, **kwargs)
         return generating
 
     @functools.wraps(compute)
     def returning(*args, **kwargs):
-        with fails_at_once_unless_transient():
+        with block(*args, **kwargs):
             return compute(*args, **kwargs)
     return returning
+
+
+def retried_only_if_transient(compute: Callable) -> Callable:
+    """``compute`` (an asset's or a check's body, a generator or not) run inside
+    :func:`fails_at_once_unless_transient`; Dagster still sees its parameters."""
+    return run_inside(compute, lambda *args, **kwargs: fails_at_once_unless_transient())

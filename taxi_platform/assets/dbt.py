@@ -74,6 +74,7 @@ from dagster_dbt import (
 from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 
 from taxi_platform.dbt_project import (
+    WINDOW_VARIABLES,
     TaxiDbtCliResource,
     dbt_environment,
     keep_partial_parse,
@@ -536,8 +537,8 @@ def build_dbt_assets(warehouse: WarehouseResource | None = None) -> list:
         window = context.partition_time_window
         first, last = context.partition_key_range.start, context.partition_key_range.end
         # Not --vars: new vars make dbt parse the whole project (dbt_project/macros/partitions.sql).
-        window_env = {"TAXI_DBT_MIN_DATE": window.start.strftime("%Y-%m-%d"),
-                      "TAXI_DBT_MAX_DATE": window.end.strftime("%Y-%m-%d")}
+        window_env = dict(zip(WINDOW_VARIABLES, (window.start.strftime("%Y-%m-%d"),
+                                                 window.end.strftime("%Y-%m-%d")), strict=True))
         what = f"partition {first}" if first == last else f"partitions {first}..{last}"
         yield from run_dbt(context, warehouse, dbt, BUILD, what, months=list(context.partition_keys),
                            env=window_env)

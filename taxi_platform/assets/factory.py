@@ -10,9 +10,9 @@ each month is done (and written in its own transaction) in turn.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from dagster import AssetCheckSpec, AssetKey, CodeReferencesMetadataValue, LocalFileCodeReference, asset
 
@@ -22,7 +22,7 @@ from taxi_platform.freshness import silver_freshness_policy
 from taxi_platform.partitions import partitions_for
 from taxi_platform.resources import configured_warehouse, table_metadata
 from taxi_platform.schemas import TripSchema
-from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, retried_only_if_transient
+from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL, retried_only_if_transient, run_inside
 
 LAYERS = ("raw", "lake", "bronze", "silver")
 
@@ -72,29 +72,20 @@ def dbt_started_early(compute: Callable) -> Callable:
     returns at once) when the run also selects assets beyond the ingest layers (the dbt models
     come after them), so that dbt is imported while the month loads, not when its first dbt step
     starts."""
-    def start_dbt_if_selected(args: tuple, kwargs: dict) -> None:
-        context = kwargs.get("context", args[0] if args else None)
-        try:
-            selection = context.job_def.asset_layer.selected_asset_keys
-            in_process = "in_process" in context.job_def.executor_def.name  # or execute_in_process_executor
-        except AttributeError:  # not run as a Dagster step (a direct call in a test)
-            return
-        # (with a process per step, a server started here would end with this step's process)
-        if in_process and any(key.path[0] not in LAYERS for key in selection):
-            dbt_server.start()
+    return run_inside(compute, _dbt_server_started_if_selected)
 
-    if inspect.isgeneratorfunction(compute):
-        @functools.wraps(compute)
-        def generating(*args, **kwargs):
-            start_dbt_if_selected(args, kwargs)
-            yield from compute(*args, **kwargs)
-        return generating
 
-    @functools.wraps(compute)
-    def returning(*args, **kwargs):
-        start_dbt_if_selected(args, kwargs)
-        return compute(*args, **kwargs)
-    return returning
+@contextlib.contextmanager
+def _dbt_server_started_if_selected(context, *args, **kwargs) -> Iterator[None]:
+    try:
+        selection = context.job_def.asset_layer.selected_asset_keys
+        in_process = "in_process" in context.job_def.executor_def.name  # or execute_in_process_executor
+    except AttributeError:  # not run as a Dagster step (a direct call in a test)
+        selection, in_process = (), False
+    # (with a process per step, a server started here would end with this step's process)
+    if in_process and any(key.path[0] not in LAYERS for key in selection):
+        dbt_server.start()
+    yield
 
 
 def code_reference(compute: Callable) -> CodeReferencesMetadataValue:
