@@ -59,6 +59,12 @@ def run_inside(compute: Callable, block: Callable[..., contextlib.AbstractContex
     return returning
 
 
+def in_one_session(compute: Callable) -> Callable:
+    """``compute`` (a body with a ``warehouse`` resource) run with the warehouse kept open for
+    it (``WarehouseResource.session``): DuckDB opens its file once for the step's dozen queries."""
+    return run_inside(compute, lambda *args, warehouse, **kwargs: warehouse.session())
+
+
 def retried_only_if_transient(compute: Callable) -> Callable:
     """``compute`` (an asset's or a check's body, a generator or not) run inside
     :func:`fails_at_once_unless_transient`; Dagster still sees its parameters."""

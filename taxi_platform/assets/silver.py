@@ -24,6 +24,7 @@ from taxi_platform.assets.common import (
 from taxi_platform.assets.factory import ingest_asset, ingest_key
 from taxi_platform.assets.unchanged import LOADS, last_load, loads_metadata, unchanged_load
 from taxi_platform.schemas import SILVER_EXTRA_COLUMNS, TripSchema
+from taxi_platform.steps import in_one_session
 from taxi_platform.warehouse import SilverResult, WarehouseResource
 
 
@@ -89,6 +90,7 @@ def build_silver_asset(schema: TripSchema, source: str | None = None):
             "since, is not rebuilt (`unchanged: true`; the run tag `taxi/reload=true` forces it)."
         ),
     )
+    @in_one_session
     def silver_tripdata(context: AssetExecutionContext, warehouse: WarehouseResource) -> MaterializeResult:
         results, loads, rebuilt_any = [], {}, False
         bronze_key = ingest_key("bronze", schema)

@@ -188,8 +188,14 @@ class WarehouseResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """Keep one connection for the block's queries, where opening one costs (DuckDB opens
-        its file for each); a server's connections are cheap enough, so nothing is kept."""
+        """Keep the warehouse open for the block's queries, where opening it costs (DuckDB opens
+        its file for each connection); a server's connections are cheap enough, so nothing is kept."""
+        yield
+
+    @contextlib.contextmanager
+    def outside_session(self) -> Iterator[None]:
+        """Let go of what a :meth:`session` keeps open while the block runs (GX's own
+        connections, dbt's process)."""
         yield
 
     @contextlib.contextmanager
@@ -246,7 +252,7 @@ class WarehouseResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
         ``published_rows``: how many rows the publisher says the file has, when known."""
         contract = FileContract.of(path, schema, filename=filename, partition=partition)
         with layouts.mapped_onto_contract(path, contract, schema, filename=filename, partition=partition) \
-                as (landed, contract, layout), self._month_lock(schema, partition):
+                as (landed, contract, layout), self._month_lock(schema, partition), self.session():
             self._prepare_bronze(schema, contract.unknown)
             self._discard_unpublished(schema, partition)  # what a crashed load left
             load_id = uuid.uuid4().hex

@@ -170,3 +170,37 @@ def test_a_failing_dbt_test_fails_the_run_and_blocks_the_mart(instance, platform
     assert instance.get_latest_materialization_event(MART) is None
     (message,) = failure_messages(result)
     assert "dbt failed for partition 2019-01" in message and GRAIN in message
+
+
+@pytest.mark.slow
+def test_a_models_column_lineage_is_derived_once_and_then_read_from_the_cache(
+        instance, platform_env, tmp_path, monkeypatch):
+    from dagster_dbt.core import dbt_cli_event
+
+    import taxi_platform.assets.dbt as dbt_assets
+
+    monkeypatch.setattr(dbt_assets, "LINEAGE_CACHE", tmp_path / "column_lineage")
+    derive, derived = dbt_cli_event._build_column_lineage_metadata, []
+
+    def counted(**kwargs):
+        derived.append(kwargs["dbt_resource_props"]["unique_id"])
+        return derive(**kwargs)
+
+    monkeypatch.setattr(dbt_cli_event, "_build_column_lineage_metadata", counted)
+
+    def lineage(result) -> dict:
+        return {m.asset_key.to_user_string(): m.materialization.metadata["dagster/column_lineage"].value
+                for m in result.get_asset_materialization_events()
+                if "dagster/column_lineage" in m.materialization.metadata}
+
+    first = run(instance, [*ingest_assets, *dbt_asset_defs], "2019-01")
+    assert first.success, failure_messages(first)
+    assert "model.taxi_platform.fct_trips" in derived
+    assert len(list((tmp_path / "column_lineage").iterdir())) == len(set(derived))
+    derived.clear()
+    again = run(instance, dbt_asset_defs, "2019-01")
+    assert again.success, failure_messages(again)
+    assert derived == []  # every model's lineage came from the cache ...
+    models = lineage(again)
+    assert {"gold/fct_trips", "gold/dim_zones", "marts/dm_monthly_zone_revenue"} <= set(models)
+    assert models == {key: value for key, value in lineage(first).items() if key in models}  # ... the same

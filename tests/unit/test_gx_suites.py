@@ -200,3 +200,25 @@ def test_a_failed_expectation_message_names_the_rule_the_share_the_allowance_and
         "expect_column_values_to_be_between on fare_amount failed (fare_amount is not negative): "
         "500 unexpected rows (25.00%), allowed at most 1.0%; e.g. -7.5, -12.0")
     assert failure.as_json()["unexpected_values"] == [-7.5, -12.0]
+
+
+def test_data_docs_compile_each_template_once_per_process_not_once_per_page(monkeypatch):
+    from great_expectations.render.view.view import DefaultJinjaView
+    from jinja2 import Environment
+
+    from taxi_platform.checks.gx_context import _share_compiled_templates
+
+    _share_compiled_templates()
+    compiled, compile_ = [], Environment.compile
+
+    def counted(self, source, name=None, *args, **kwargs):
+        compiled.append(name)
+        return compile_(self, source, name, *args, **kwargs)
+
+    monkeypatch.setattr(Environment, "compile", counted)
+    first = DefaultJinjaView()._get_template("bullet_list.j2")  # GX makes a view (an environment) per page
+    before = len(compiled)
+    second = DefaultJinjaView()._get_template("bullet_list.j2")
+    assert len(compiled) == before  # the second page's environment compiled nothing
+    assert second.environment is not first.environment
+    assert second.render(content_block={"bullet_list": ["a"]}) == first.render(content_block={"bullet_list": ["a"]})

@@ -2,7 +2,8 @@
 
 DuckDB lets one process write a file at a time, so every operation opens its own connection
 inside :meth:`DuckDBWarehouseResource.exclusive` (an advisory lock beside the file that steps,
-dbt and GX of other processes wait for). Bronze and silver follow the port
+dbt and GX of other processes wait for). A step's queries share one opening of the file
+(:meth:`~DuckDBWarehouseResource.session`), let go of while GX or dbt opens it their own way. Bronze and silver follow the port
 (taxi_platform/warehouse/port.py) with DuckDB's own readers and SQL:
 
 - landing: ``read_csv`` (every field as text, columns by position, gzip decided by content) or
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +42,7 @@ from taxi_platform.warehouse.duckdb.sql import (
 from taxi_platform.warehouse.port import IncomingProfile, PublishedLoad, SilverResult, WarehouseResource
 
 _HELD: dict[str, int] = {}  # DuckDB files this process holds the advisory lock of (depth)
-_SESSIONS: dict[tuple[str, int], duckdb.DuckDBPyConnection] = {}  # (file, thread): session()'s connection
+_OPEN: dict[str, duckdb.DuckDBPyConnection] = {}  # DuckDB files session() keeps open: an idle connection
 
 
 class DuckDBWarehouseResource(WarehouseResource):
@@ -114,42 +114,59 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     @contextlib.contextmanager
     def session(self) -> Iterator[None]:
-        """One connection for every query of the block (the metadata read after dbt: a dozen
-        small queries, each of which would otherwise open the file)."""
-        key = (self.path, threading.get_ident())
-        if key in _SESSIONS:
-            yield
-            return
-        with self.connect() as conn:
-            _SESSIONS[key] = conn
+        """Keep the file open for the block (under :meth:`exclusive`): each :meth:`connect` is
+        then a new connection to the database already open in this process (under a
+        millisecond) instead of opening the file again (about 15 ms, and a checkpoint at the
+        last close; a step made a dozen). Every connection keeps its own transactions."""
+        with self.exclusive():
+            if self.path in _OPEN:  # an enclosing block keeps it open
+                yield
+                return
+            _OPEN[self.path] = self._open()
             try:
                 yield
             finally:
-                del _SESSIONS[key]
+                anchor = _OPEN.pop(self.path, None)
+                if anchor is not None:
+                    anchor.close()
+
+    @contextlib.contextmanager
+    def outside_session(self) -> Iterator[None]:
+        """Let the file go for the block, if a :meth:`session` keeps it open: DuckDB refuses a
+        connection with another configuration (GX's read-only one) while the file is open, and
+        dbt's process cannot open it at all."""
+        anchor = _OPEN.pop(self.path, None)
+        if anchor is None:
+            yield
+            return
+        anchor.close()
+        try:
+            yield
+        finally:
+            _OPEN[self.path] = self._open()
 
     @contextlib.contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-        session = _SESSIONS.get((self.path, threading.get_ident()))
-        if session is not None and not read_only:
-            yield session  # the block's own connection (session()), left open
-            return
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         with self.exclusive():
-            deadline, wait = time.monotonic() + self.lock_timeout_seconds, 0.1
-            while True:
-                try:  # a process outside our lock (a notebook, the DuckDB CLI) may hold the file
-                    conn = duckdb.connect(self.path, read_only=read_only,
-                                          config={"memory_limit": self.memory_limit})
-                    break
-                except duckdb.IOException as exc:
-                    if "lock" not in str(exc).lower() or time.monotonic() > deadline:
-                        raise
-                    time.sleep(wait)
-                    wait = min(wait * 2, 2.0)
+            conn = self._open(read_only)
             try:
                 yield conn
             finally:
                 conn.close()
+
+    def _open(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+        """A connection, once the file is free: a process outside our lock (a notebook, the
+        DuckDB CLI) may hold it."""
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline, wait = time.monotonic() + self.lock_timeout_seconds, 0.1
+        while True:
+            try:
+                return duckdb.connect(self.path, read_only=read_only, config={"memory_limit": self.memory_limit})
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+                    raise
+                time.sleep(wait)
+                wait = min(wait * 2, 2.0)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
