@@ -279,8 +279,10 @@ def _memory(results: dict) -> str | None:
                 "row, and a window over 7M ids, filled DuckDB's 4GB limit) and GX at 1.61 GiB (the "
                 "uniqueness GROUP BY); the two-pass silver and the GX changes above brought them "
                 f"under. The DuckDB loads run under the platform's default limit "
-                f"(`TAXI_DUCKDB_MEMORY_LIMIT`, {DUCKDB_DEFAULT_LIMIT}; it was 4GB until 2026-12-01, when the "
-                "first load peaked at 1.59 GiB with it and loaded no faster than with 1GB).")
+                f"(`TAXI_DUCKDB_MEMORY_LIMIT`, {DUCKDB_DEFAULT_LIMIT}; on 2026-12-01 it went from 4GB, with which "
+                "the first load peaked at 1.59 GiB and loaded no faster than with 1GB, to 1GB, with which the "
+                "12-month backfill peaked at 1.56-1.58 GiB, then to 768MB: the run's own Python process, "
+                "about 0.5 GB with Dagster and GX, sits beside DuckDB's limit, and dbt's process beside both).")
     text = ("**Peak memory**: over 1.5 GiB in " + ", ".join(
         f"{ms[mid]['title']} ({b / GiB:.2f} GiB)" for mid, b in over.items()) + ".")
     if any(mid.startswith(("duckdb", "parquet_duckdb", "marts", "silver_month", "backfill")) for mid in over):

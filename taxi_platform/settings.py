@@ -50,11 +50,13 @@ VARIABLES: list[Variable] = [
         "Warehouse",
         ("TAXI_WAREHOUSE", "duckdb", "`duckdb`, `postgres` or `bigquery`"),
         ("TAXI_DUCKDB_PATH", "<TAXI_DATA_DIR>/warehouse.duckdb", "the DuckDB file"),
-        ("TAXI_DUCKDB_MEMORY_LIMIT", "1GB", ("DuckDB's `memory_limit` (the platform's, dbt's and GX's connections): what it may hold "
-                                                 "before spilling to disk. A 7M-row month loads as fast with 1GB as with 4GB and a "
-                                                 "run stays under 1.5 GB; re-running such a month's `gold/fct_trips` spills dbt's "
-                                                 "temporary table: 11 s against 8 s with 4GB (which used 3.5 GB). Raise it where "
-                                                 "memory allows")),
+        ("TAXI_DUCKDB_MEMORY_LIMIT", "768MB", ("DuckDB's `memory_limit` (the platform's, dbt's and GX's connections): what it may "
+                                                   "hold before spilling to disk. A run's process tree holds a Python process of "
+                                                   "about 0.5 GB (Dagster, GX) beside it, and dbt's process beside that: with 768MB "
+                                                   "a 12-month backfill stays under 1.5 GB (1GB went over), and a 7M-row month "
+                                                   "loads as fast as with 1GB or 4GB (27 s); re-running such a month's "
+                                                   "`gold/fct_trips` spills dbt's temporary table (12-13 s against 8 s with 4GB, "
+                                                   "which used 3.5 GB). Raise it where memory allows")),
         ("TAXI_PG_DSN", "(the PG* variables)", ("`TAXI_WAREHOUSE=postgres`: a libpq URL or `key=value` DSN; unset, libpq "
                                                 "reads `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`… Read "
                                                 "when connecting, never shown (its password is masked in every error)")),
@@ -188,7 +190,7 @@ class Settings:
             lake_dir=Path(env.get("TAXI_LAKE_DIR") or data_dir / "lake").absolute(),
             warehouse=(env.get("TAXI_WAREHOUSE") or "duckdb").lower(),
             duckdb_path=Path(env.get("TAXI_DUCKDB_PATH") or data_dir / "warehouse.duckdb").absolute(),
-            duckdb_memory_limit=env.get("TAXI_DUCKDB_MEMORY_LIMIT") or "1GB",
+            duckdb_memory_limit=env.get("TAXI_DUCKDB_MEMORY_LIMIT") or "768MB",
             max_quarantine_fraction=float(env.get("TAXI_MAX_QUARANTINE_FRACTION") or 0.01),
             landing=_landing_location(env.get("TAXI_LANDING_DIR") or str(data_dir / "landing")),
             gcp_project_id=env.get("GCP_PROJECT_ID") or "",

@@ -38,6 +38,6 @@ ReadOnlyDuckDBDialect.dialect = ReadOnlyDuckDBDialect  # see the docstring
 registry.register("duckdb.taxi_gx", __name__, "ReadOnlyDuckDBDialect")
 
 
-def url(path: Path, memory_limit: str = "1GB") -> str:
+def url(path: Path, memory_limit: str = "768MB") -> str:
     """A read-only SQLAlchemy URL of the DuckDB file, through the dialect above."""
     return f"duckdb+taxi_gx:///{quote(str(path))}?access_mode=read_only&memory_limit={quote(memory_limit)}"
