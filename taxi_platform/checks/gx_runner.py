@@ -197,19 +197,17 @@ def _run_checkpoint(context, suite: Suite, month: str | None, batch_label: str,
         result = checkpoint.run(
             batch_parameters=batch_parameters, expectation_parameters=parameters or None,
             run_id=RunIdentifier(run_name=f"{run_name or 'manual'}-{month or 'all'}"))
-    except NoAvailableBatchesError:
-        what = f" for {month}" if month else ""
-        return SuiteOutcome(suite.name, month or "", batch_label, 1, 0, [FailedExpectation(
-            "batch", None, "critical", "", error=f"{missing}: "
-            f"materialize {suite.schema_name}/{suite.table_name}{what} first")],
-            time.monotonic() - began)
+    except NoAvailableBatchesError:  # (a whole table that cannot be read)
+        return _missing(suite, month, batch_label, missing, began)
     (identifier, validation), = result.run_results.items()
+    row_count = next((r.result.get("observed_value") for r in validation.results
+                      if r.expectation_config.type == "expect_table_row_count_to_be_between"), None)
+    if batch_parameters and row_count == 0:  # a named batch with no rows (gx_context: batches named)
+        return _missing(suite, month, batch_label, missing, began)
     failed = [r for r in validation.results if not r.success]
     examples = _with_examples(checkpoint, batch_parameters, parameters, failed)
     failures = [_failure(r, examples.get(_key(r))) for r in failed]
     seconds = time.monotonic() - began
-    row_count = next((r.result.get("observed_value") for r in validation.results
-                      if r.expectation_config.type == "expect_table_row_count_to_be_between"), None)
     urls = context.get_docs_sites_urls(resource_identifier=identifier, site_names=[DATA_DOCS_SITE])
     stats = validation.statistics
     return SuiteOutcome(
@@ -218,6 +216,14 @@ def _run_checkpoint(context, suite: Suite, month: str | None, batch_label: str,
         successful=int(stats.get("successful_expectations", 0)),
         failures=failures, seconds=round(seconds, 3),
         data_docs_url=served_url(urls[0]["site_url"]) if urls else None, row_count=row_count)
+
+
+def _missing(suite: Suite, month: str | None, batch_label: str, missing: str, began: float) -> SuiteOutcome:
+    what = f" for {month}" if month else ""
+    return SuiteOutcome(suite.name, month or "", batch_label, 1, 0, [FailedExpectation(
+        "batch", None, "critical", "", error=f"{missing}: "
+        f"materialize {suite.schema_name}/{suite.table_name}{what} first")],
+        time.monotonic() - began)
 
 
 def _key(result) -> str:

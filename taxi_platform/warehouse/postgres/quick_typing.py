@@ -72,10 +72,14 @@ def _quick_key_text(column: str, kind: str, modern: bool = True) -> str:
 
 
 def quick_gate_sql(schema: TripSchema, landed: str) -> str:
-    """SQL reading every value of the file's landed rows (``%s``: the load id) the quick
-    way: a data exception unless every value is typable or blank (no row is untypable)."""
+    """SQL reading every value of the file's landed rows the quick way: a data exception
+    unless every value is typable or blank (no row is untypable). In the same pass, the rows
+    and those whose pickup text is within the month (parameters: the month's text bounds,
+    start and end, then the load id)."""
     checks = ", ".join(_quick_check(c.sql_name, c.type) for c in schema.columns if c.type != TEXT)
-    return f"SELECT count(*), min(num_nulls({checks})) FROM {landed} WHERE load_id = %s"
+    pickup = f'"{schema.pickup}"'
+    return (f"SELECT count(*), count(*) FILTER (WHERE {pickup} >= %s AND {pickup} < %s), "
+            f"min(num_nulls({checks})) FROM {landed} WHERE load_id = %s")
 
 
 def quick_keyed_sql(schema: TripSchema, landed: str, modern: bool = True) -> str:

@@ -385,18 +385,18 @@ class PostgresWarehouseResource(WarehouseResource):
             modern = self._modern(conn)
             # The quick way (one cast per value): when it reads every value, no row is untypable.
             cur.execute(f"SAVEPOINT {_QUICK}")
-            try:
-                cur.execute(quick_gate_sql(schema, landed), [load_id])
+            try:  # (counting the rows and the pickups in the month in the same pass)
+                cur.execute(quick_gate_sql(schema, landed), [start, end, load_id])
+                rows, in_month, _ = cur.fetchone()
                 cur.execute(f"RELEASE SAVEPOINT {_QUICK}")
                 bad = 0
             except psycopg2.DataError:
                 cur.execute(f"ROLLBACK TO SAVEPOINT {_QUICK}")
                 any_bad = " OR ".join(f"({untypable(c.sql_name, c.type, modern)})" for c in schema.columns)
-                cur.execute(f"SELECT count(*) FILTER (WHERE {any_bad}) FROM {landed} WHERE load_id = %s", [load_id])
-                bad = cur.fetchone()[0]
-            cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {_q(schema.pickup)} >= %s AND {_q(schema.pickup)} < %s) "
-                        f"FROM {landed} WHERE load_id = %s", [start, end, load_id])
-            rows, in_month = cur.fetchone()
+                cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {_q(schema.pickup)} >= %s "
+                            f"AND {_q(schema.pickup)} < %s), count(*) FILTER (WHERE {any_bad}) "
+                            f"FROM {landed} WHERE load_id = %s", [start, end, load_id])
+                rows, in_month, bad = cur.fetchone()
             by_column = self._untypable_by_column(cur, schema, load_id, modern) if bad else []
         return IncomingProfile(rows, bad, in_month, by_column)
 
