@@ -265,7 +265,7 @@ class WarehouseResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
                 if refused:
                     raise errors.refused_by_gate(filename, partition, refused)
                 before = self.published_load(schema, partition)
-                self._publish(schema, partition, filename, load_id, profile.rows)
+                self._publish(schema, partition, filename, load_id, profile.rows, profile.untypable_rows)
             except BaseException:
                 self._discard_load(schema, filename, load_id)
                 raise
@@ -331,8 +331,10 @@ class WarehouseResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
     def _profile(self, schema: TripSchema, partition: str, filename: str, load_id: str) -> IncomingProfile:
         raise NotImplementedError
 
-    def _publish(self, schema: TripSchema, partition: str, filename: str, load_id: str, rows: int) -> None:
-        """One transaction: ``load_id`` becomes the month's load, the month's earlier loads go."""
+    def _publish(self, schema: TripSchema, partition: str, filename: str, load_id: str, rows: int,
+                 untypable_rows: int | None = None) -> None:
+        """One transaction: ``load_id`` becomes the month's load, the month's earlier loads go.
+        ``untypable_rows``: what the gate counted, for a backend whose silver can use it."""
         raise NotImplementedError
 
     def _discard_load(self, schema: TripSchema, filename: str, load_id: str) -> None:

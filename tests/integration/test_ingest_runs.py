@@ -169,6 +169,36 @@ def test_a_few_untypable_rows_are_quarantined_with_line_and_reason(instance, mir
     assert check.passed is False
 
 
+def test_silver_trusts_the_gates_count_of_untypable_values_only_where_it_found_none(instance, mirror, tmp_path):
+    """DuckDB's silver skips its own untypable-value test over a load the gate found clean, and
+    builds the same rows either way; a load with such values, or one published before the count
+    was kept, is tested."""
+    from taxi_platform.resources import build_warehouse
+    from taxi_platform.sample_source import write_month
+    from taxi_platform.settings import Settings
+
+    def one_bad_row(lines):
+        f = lines[5].split(",")
+        f[YELLOW.header.index("passenger_count")] = "two"
+        return [*lines[:5], ",".join(f), *lines[6:]]
+
+    original = mirror.root / "yellow" / REAL
+    rewrite_csv(original, original, one_bad_row)
+    mirror.add(write_month(YELLOW, "2019-02", 2_000, tmp_path / "gen"), "yellow")
+    for month in ("2019-01", "2019-02"):
+        assert _yellow(instance, month).success
+    warehouse = build_warehouse(Settings.from_env())
+    assert dict(warehouse.query("SELECT month, untypable_rows FROM bronze.yellow_tripdata_loads")) == {
+        "2019-01": 1, "2019-02": 0}
+    tables = ("silver.yellow_tripdata", "silver.yellow_tripdata_quarantine")
+    built = {t: table_digest(t) for t in tables}
+    warehouse.query("UPDATE bronze.yellow_tripdata_loads SET untypable_rows = NULL")  # as loaded before
+    for month in ("2019-02", "2019-01"):
+        warehouse.build_silver(YELLOW, month)
+    assert {t: table_digest(t) for t in tables} == built
+    assert warehouse.query("SELECT count(*) FROM silver.yellow_tripdata_quarantine") == [(1,)]
+
+
 def _mixed_line_endings(path, target):
     lines = gzip.decompress(path.read_bytes()).decode().split("\r\n")
     text = "".join(line + ("\r\n" if i % 3 else "\n") for i, line in enumerate(lines) if line)

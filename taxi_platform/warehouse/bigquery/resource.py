@@ -423,7 +423,8 @@ class BigQueryWarehouseResource(WarehouseResource):
             {"filename": filename, "load_id": load_id}))).values())
         return [(c.sql_name, row[2 * i], repr(row[2 * i + 1])) for i, c in enumerate(schema.columns) if row[2 * i]]
 
-    def _publish(self, schema: TripSchema, partition: str, filename: str, load_id: str, rows: int) -> None:
+    def _publish(self, schema: TripSchema, partition: str, filename: str, load_id: str, rows: int,
+                 untypable_rows: int | None = None) -> None:
         file_csv, file_parquet = schema.month_files(partition)
         self._script(f"""
             BEGIN TRANSACTION;

@@ -400,7 +400,8 @@ class PostgresWarehouseResource(WarehouseResource):
             by_column = self._untypable_by_column(cur, schema, load_id, modern) if bad else []
         return IncomingProfile(rows, bad, in_month, by_column)
 
-    def _publish(self, schema: TripSchema, partition: str, filename: str, load_id: str, rows: int) -> None:
+    def _publish(self, schema: TripSchema, partition: str, filename: str, load_id: str, rows: int,
+                 untypable_rows: int | None = None) -> None:
         landed, loads = f"bronze.{schema.table}_landed", f"bronze.{schema.table}_loads"
         with self.connect() as conn, conn.cursor() as cur:
             # Silver reads the month's load under a shared lock: it never sees the swap half-done.
