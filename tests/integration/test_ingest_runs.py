@@ -147,17 +147,19 @@ def test_bad_input_fails_naming_file_partition_and_column_and_loses_nothing(inst
     assert {t: table_digest(t) for t in before} == before
 
 
+def _one_bad_row(lines):
+    """The file's line 6 with passenger_count 'two'."""
+    f = lines[5].split(",")
+    f[YELLOW.header.index("passenger_count")] = "two"
+    return [*lines[:5], ",".join(f), *lines[6:]]
+
+
 def test_a_few_untypable_rows_are_quarantined_with_line_and_reason(instance, mirror, tmp_path):
     from taxi_platform.resources import build_warehouse
     from taxi_platform.settings import Settings
 
-    def one_bad_row(lines):
-        f = lines[5].split(",")
-        f[YELLOW.header.index("passenger_count")] = "two"
-        return [*lines[:5], ",".join(f), *lines[6:]]
-
     original = mirror.root / "yellow" / REAL
-    rewrite_csv(original, original, one_bad_row)
+    rewrite_csv(original, original, _one_bad_row)
     result = _yellow(instance, "2019-01")
     assert result.success, failure_messages(result)
     silver = _metadata(instance, "silver/yellow_tripdata")
@@ -177,13 +179,8 @@ def test_silver_trusts_the_gates_count_of_untypable_values_only_where_it_found_n
     from taxi_platform.sample_source import write_month
     from taxi_platform.settings import Settings
 
-    def one_bad_row(lines):
-        f = lines[5].split(",")
-        f[YELLOW.header.index("passenger_count")] = "two"
-        return [*lines[:5], ",".join(f), *lines[6:]]
-
     original = mirror.root / "yellow" / REAL
-    rewrite_csv(original, original, one_bad_row)
+    rewrite_csv(original, original, _one_bad_row)
     mirror.add(write_month(YELLOW, "2019-02", 2_000, tmp_path / "gen"), "yellow")
     for month in ("2019-01", "2019-02"):
         assert _yellow(instance, month).success
