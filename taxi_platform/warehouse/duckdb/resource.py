@@ -3,8 +3,9 @@
 DuckDB lets one process write a file at a time, so every operation opens its own connection
 inside :meth:`DuckDBWarehouseResource.exclusive` (an advisory lock beside the file that steps,
 dbt and GX of other processes wait for). A step's queries share one opening of the file
-(:meth:`~DuckDBWarehouseResource.session`), let go of while GX or dbt opens it their own way. Bronze and silver follow the port
-(taxi_platform/warehouse/port.py) with DuckDB's own readers and SQL:
+(:meth:`~DuckDBWarehouseResource.session`), let go of while GX or dbt opens it their own way.
+Bronze and silver follow the port (taxi_platform/warehouse/port.py) with DuckDB's own readers
+and SQL:
 
 - landing: ``read_csv`` (every field as text, columns by position, gzip decided by content) or
   ``read_parquet`` (columns by name, each cast to text: a double as its shortest round-trip
