@@ -19,6 +19,7 @@ from taxi_platform.partitions import source_from_env
 DEFAULT_SOURCE_URL = "https://github.com/DataTalksClub/nyc-tlc-data/releases/download"
 DEFAULT_TLC_URL = "https://d37ci6vzurychx.cloudfront.net/trip-data"
 DEFAULT_DATA_DOCS_URL = "http://127.0.0.1:3001"
+DEFAULT_DUCKDB_MEMORY_LIMIT = "768MB"  # why this much: TAXI_DUCKDB_MEMORY_LIMIT below
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ VARIABLES: list[Variable] = [
         "Warehouse",
         ("TAXI_WAREHOUSE", "duckdb", "`duckdb`, `postgres` or `bigquery`"),
         ("TAXI_DUCKDB_PATH", "<TAXI_DATA_DIR>/warehouse.duckdb", "the DuckDB file"),
-        ("TAXI_DUCKDB_MEMORY_LIMIT", "768MB", ("DuckDB's `memory_limit` (the platform's, dbt's and GX's connections): what it may "
+        ("TAXI_DUCKDB_MEMORY_LIMIT", DEFAULT_DUCKDB_MEMORY_LIMIT, ("DuckDB's `memory_limit` (the platform's, dbt's and GX's connections): what it may "
                                                    "hold before spilling to disk. A run's process tree holds a Python process of "
                                                    "about 0.5 GB (Dagster, GX) beside it, and dbt's process beside that: with 768MB "
                                                    "a 12-month backfill stays under 1.5 GB (1GB went over), and a 7M-row month "
@@ -190,7 +191,7 @@ class Settings:
             lake_dir=Path(env.get("TAXI_LAKE_DIR") or data_dir / "lake").absolute(),
             warehouse=(env.get("TAXI_WAREHOUSE") or "duckdb").lower(),
             duckdb_path=Path(env.get("TAXI_DUCKDB_PATH") or data_dir / "warehouse.duckdb").absolute(),
-            duckdb_memory_limit=env.get("TAXI_DUCKDB_MEMORY_LIMIT") or "768MB",
+            duckdb_memory_limit=env.get("TAXI_DUCKDB_MEMORY_LIMIT") or DEFAULT_DUCKDB_MEMORY_LIMIT,
             max_quarantine_fraction=float(env.get("TAXI_MAX_QUARANTINE_FRACTION") or 0.01),
             landing=_landing_location(env.get("TAXI_LANDING_DIR") or str(data_dir / "landing")),
             gcp_project_id=env.get("GCP_PROJECT_ID") or "",

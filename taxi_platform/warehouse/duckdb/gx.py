@@ -8,6 +8,8 @@ from urllib.parse import quote
 from duckdb_engine import Dialect as _DuckDBEngineDialect
 from sqlalchemy.dialects import registry
 
+from taxi_platform.settings import DEFAULT_DUCKDB_MEMORY_LIMIT
+
 
 class ReadOnlyDuckDBDialect(_DuckDBEngineDialect):
     """duckdb_engine without transactions, for GX's read-only validations.
@@ -38,6 +40,6 @@ ReadOnlyDuckDBDialect.dialect = ReadOnlyDuckDBDialect  # see the docstring
 registry.register("duckdb.taxi_gx", __name__, "ReadOnlyDuckDBDialect")
 
 
-def url(path: Path, memory_limit: str = "768MB") -> str:
+def url(path: Path, memory_limit: str = DEFAULT_DUCKDB_MEMORY_LIMIT) -> str:
     """A read-only SQLAlchemy URL of the DuckDB file, through the dialect above."""
     return f"duckdb+taxi_gx:///{quote(str(path))}?access_mode=read_only&memory_limit={quote(memory_limit)}"

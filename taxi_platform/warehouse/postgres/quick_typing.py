@@ -9,7 +9,7 @@ hold them to it."""
 from __future__ import annotations
 
 from taxi_platform.schemas import DOUBLE, INTEGER, KEY_AMOUNTS, TEXT, TIMESTAMP, TripSchema
-from taxi_platform.warehouse.postgres.sql import decimal
+from taxi_platform.warehouse.postgres.sql import decimal, month_counts
 
 
 def _give_up(column: str, pg_type: str) -> str:
@@ -77,9 +77,8 @@ def quick_gate_sql(schema: TripSchema, landed: str) -> str:
     and those whose pickup text is within the month (parameters: the month's text bounds,
     start and end, then the load id)."""
     checks = ", ".join(_quick_check(c.sql_name, c.type) for c in schema.columns if c.type != TEXT)
-    pickup = f'"{schema.pickup}"'
-    return (f"SELECT count(*), count(*) FILTER (WHERE {pickup} >= %s AND {pickup} < %s), "
-            f"min(num_nulls({checks})) FROM {landed} WHERE load_id = %s")
+    counts = month_counts(f'"{schema.pickup}"')
+    return f"SELECT {counts}, min(num_nulls({checks})) FROM {landed} WHERE load_id = %s"
 
 
 def quick_keyed_sql(schema: TripSchema, landed: str, modern: bool = True) -> str:

@@ -56,6 +56,7 @@ from taxi_platform.warehouse.postgres.sql import (
     SQL_TYPES,
     decimal,
     fallback_name,
+    month_counts,
     qmark_to_pyformat,
     typed,
     unique_row_id_sql,
@@ -393,8 +394,7 @@ class PostgresWarehouseResource(WarehouseResource):
             except psycopg2.DataError:
                 cur.execute(f"ROLLBACK TO SAVEPOINT {_QUICK}")
                 any_bad = " OR ".join(f"({untypable(c.sql_name, c.type, modern)})" for c in schema.columns)
-                cur.execute(f"SELECT count(*), count(*) FILTER (WHERE {_q(schema.pickup)} >= %s "
-                            f"AND {_q(schema.pickup)} < %s), count(*) FILTER (WHERE {any_bad}) "
+                cur.execute(f"SELECT {month_counts(_q(schema.pickup))}, count(*) FILTER (WHERE {any_bad}) "
                             f"FROM {landed} WHERE load_id = %s", [start, end, load_id])
                 rows, in_month, bad = cur.fetchone()
             by_column = self._untypable_by_column(cur, schema, load_id, modern) if bad else []

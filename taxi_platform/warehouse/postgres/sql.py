@@ -63,6 +63,12 @@ def decimal(column: str, modern: bool = True) -> str:
             f"{valid(column, 'numeric(38,4)', modern)} THEN {column}::numeric(38,4) END END")
 
 
+def month_counts(pickup: str) -> str:
+    """SQL of two aggregates: the rows, and those whose pickup text (the quoted column ``pickup``)
+    is within the month (parameters: the month's text bounds, start and end)."""
+    return f"count(*), count(*) FILTER (WHERE {pickup} >= %s AND {pickup} < %s)"
+
+
 def untypable(column: str, kind: str, modern: bool = True) -> str:
     """SQL: true when the landed text of ``column`` is present but cannot become ``kind``."""
     if kind == TEXT:
