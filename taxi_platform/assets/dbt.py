@@ -85,6 +85,7 @@ from taxi_platform.dbt_project import (
     restore_partial_parse,
     taxi_dbt_project,
 )
+from taxi_platform.dbt_server import MANIFEST_AFTER_PARSE_VARIABLE
 from taxi_platform.errors import is_transient
 from taxi_platform.freshness import mart_freshness_policy
 from taxi_platform.partitions import all_colours_partitions
@@ -469,7 +470,10 @@ BUILD = ["build", "--exclude-resource-type", "unit_test"]
 
 # dbt asks PyPI for its latest version and sends usage statistics unless told not to: neither is
 # wanted in a run (and a machine without internet waits for the request to time out).
-QUIET_DBT = {"DBT_VERSION_CHECK": "false", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"}
+# Nor a debug log file (every query, every event): dbt would write it into the invocation's target
+# folder, which is removed with the step, so nobody could read it (0.1 s an invocation). dbt's
+# own output, at info level, stays in the step's stdout.
+QUIET_DBT = {"DBT_VERSION_CHECK": "false", "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DBT_LOG_LEVEL_FILE": "none"}
 
 
 def _summary(events: list, what: str, seconds: float, failed: bool) -> str:
@@ -513,6 +517,8 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: D
     so a failed check is recorded and blocks what is downstream). dbt starts from what the last
     invocation with the same profile parsed (partial parsing)."""
     variables = {**QUIET_DBT, **warehouse.dbt_env(), **(env or {})}
+    if warehouse.held_by_dbt_while_it_runs:  # the run's manifest is read only once dbt has exited
+        variables[MANIFEST_AFTER_PARSE_VARIABLE] = "0"
     filenames = partition_filenames(months[0], months[-1]) if months else None
     events: list = []
     with tempfile.TemporaryDirectory(prefix="dbt-") as target, warehouse.exclusive(), \

@@ -155,3 +155,73 @@ def test_with_the_server_switched_off_dbt_runs_as_its_own_process():
     result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
                             env={**os.environ, dbt_server.ENABLED_VARIABLE: "0"}, timeout=60)
     assert result.stdout.strip() == "None", result.stderr
+
+
+def test_a_fork_told_its_manifest_is_read_after_the_run_writes_it_once_at_the_end(client, tmp_path):
+    # DuckDB's steps read the run's manifest only once dbt has exited: the fork skips the copy
+    # dbt writes after parsing, and the one written at the end has every compiled node.
+    skip = {dbt_server.MANIFEST_AFTER_PARSE_VARIABLE: "0"}
+    parsed = _run(client, ["parse"], _dbt_env(tmp_path / "parse", **skip))
+    assert parsed.returncode == 0, parsed.stdout + parsed.stderr
+    assert not (tmp_path / "parse" / "target" / "manifest.json").exists()
+
+    compiled = _run(client, ["compile", "--select", "dim_zones"], _dbt_env(tmp_path / "compile", **skip))
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    manifest = json.loads((tmp_path / "compile" / "target" / "manifest.json").read_text())
+    assert "from" in manifest["nodes"]["model.taxi_platform.dim_zones"]["compiled_code"].lower()
+
+
+def test_the_server_compiles_the_macros_forks_used_before_and_forks_record_what_they_compile(client, tmp_path):
+    # A fork records the macros it compiled (the client's server records beside the project) ...
+    compiled = _run(client, ["compile", "--select", "dim_zones"], _dbt_env(tmp_path / "compile"))
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    record = dbt_server._macros_record(DBT_PROJECT_DIR, "duckdb")
+    assert any(name.startswith("macro.dbt.") for name in json.loads(record.read_text()))
+
+    # ... and a server compiles exactly the recorded ones before forking (in its own process here).
+    script = textwrap.dedent(f"""\
+        import json
+        from pathlib import Path
+        from dbt.contracts.graph.manifest import Manifest
+        from dbt_common.clients.jinja import template_cache
+        from taxi_platform import dbt_server
+        from taxi_platform.dbt_project import DBT_PROJECT_DIR, prepare_manifest
+        prepare_manifest()
+        manifest = Manifest.from_msgpack((DBT_PROJECT_DIR / "target" / "partial_parse.msgpack").read_bytes())
+        record = Path({str(tmp_path / "macros.json")!r})
+        record.write_text(json.dumps(["macro.dbt.is_incremental", "macro.dbt.no_such_macro"]))
+        dbt_server._compile_used_macros(manifest, record)
+        print(len(template_cache.file_cache))
+        template_cache.get_node_template(manifest.macros["macro.dbt.run_query"])  # as a fork would
+        dbt_server._record_macros()
+        print(json.dumps(json.loads(record.read_text())))
+        """)
+    result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
+                            env={**os.environ, "TAXI_WAREHOUSE": "duckdb"}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    cached, recorded = result.stdout.splitlines()[-2:]
+    assert cached == "1"
+    assert json.loads(recorded) == ["macro.dbt.is_incremental", "macro.dbt.no_such_macro", "macro.dbt.run_query"]
+
+
+def test_a_forked_dbt_runs_at_the_servers_priority_not_at_its_warm_ups(client, tmp_path):
+    # The server warms up at the lowest priority, beside the run's first steps; dbt itself must not.
+    server = dbt_server._server.process.pid
+    before = set(_children(server))
+    process = subprocess.Popen(
+        [client, "run-operation", "sleep_a_while"], cwd=_sleeping_project(tmp_path / "project"),
+        env=_dbt_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not (forks := set(_children(server)) - before) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert forks, "no fork of the server ran the invocation"
+        assert {_nice(pid) for pid in forks} == {_nice(server)}
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _nice(pid: int) -> int:
+    # /proc/<pid>/stat: the 19th field, counted after the command's closing parenthesis
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
