@@ -164,6 +164,7 @@ def prepare_manifest(project: DbtProject = taxi_dbt_project, force: bool = False
 # or server makes it parse the whole project again (~1.5 s of every invocation). Each invocation
 # runs in its own target folder, so the msgpack is kept per profile between them.
 PARTIAL_PARSE = "partial_parse.msgpack"
+PARTIAL_PARSE_KEEP = 64  # profiles' states kept in target/partial_parse/
 WINDOW_VARIABLES = ("TAXI_DBT_MIN_DATE", "TAXI_DBT_MAX_DATE")  # min, max: dbt_project/macros/partitions.sql reads them
 _PROFILE_VARIABLES = re.compile(r"env_var\(\s*['\"]([A-Za-z0-9_]+)['\"]")
 
@@ -201,6 +202,12 @@ def keep_partial_parse(target_path: Path, env: Mapping[str, str] | None = None) 
     scratch = cached.with_name(f".{cached.name}.{os.getpid()}")
     shutil.copyfile(written, scratch)
     os.replace(scratch, cached)
+    # One state per profile ever used (each test or benchmark DuckDB file is a profile): the
+    # newest are kept, about 0.7 MB each.
+    with contextlib.suppress(OSError):
+        kept = sorted(cached.parent.glob("*.msgpack"), key=lambda p: p.stat().st_mtime)
+        for old in kept[:-PARTIAL_PARSE_KEEP]:
+            old.unlink(missing_ok=True)
 
 
 def partition_filenames(first_month: str, last_month: str) -> list[str]:

@@ -52,3 +52,26 @@ def test_dbt_models_are_assets_in_one_graph_with_silver_keyed_and_grouped_by_lay
     assert checks[("gold/fct_trips", "unique_combination_of_columns_fct_trips_service_type__trip_id")].blocking
     assert checks[("marts/dm_monthly_zone_revenue",
                    "unique_combination_of_columns_dm_monthly_zone_revenue_revenue_zone__revenue_month__service_type")].blocking
+
+
+def test_only_the_newest_profiles_partial_parse_states_are_kept(tmp_path, monkeypatch):
+    import os
+
+    from taxi_platform import dbt_project
+
+    states = tmp_path / "partial_parse"
+    states.mkdir()
+    for i in range(dbt_project.PARTIAL_PARSE_KEEP + 5):
+        old = states / f"old{i:03d}.msgpack"
+        old.write_bytes(b"state")
+        os.utime(old, (1_000_000 + i, 1_000_000 + i))
+    invocation = tmp_path / "target"
+    invocation.mkdir()
+    (invocation / dbt_project.PARTIAL_PARSE).write_bytes(b"new state")
+    monkeypatch.setattr(dbt_project, "partial_parse_cache", lambda env: states / "new.msgpack")
+
+    dbt_project.keep_partial_parse(invocation, env={})
+
+    kept = sorted(p.name for p in states.iterdir())
+    assert len(kept) == dbt_project.PARTIAL_PARSE_KEEP
+    assert "new.msgpack" in kept and "old000.msgpack" not in kept and "old068.msgpack" in kept
