@@ -210,6 +210,15 @@ def keep_partial_parse(target_path: Path, env: Mapping[str, str] | None = None) 
             old.unlink(missing_ok=True)
 
 
+def partial_parse_states(dbt_env: Mapping[str, str], project: DbtProject = taxi_dbt_project) -> tuple[dict, list[Path]]:
+    """The environment a run's dbt invocations get (``dbt_env``: the warehouse's variables over
+    this process's), and the files their partial-parse states are kept in: the unpartitioned
+    invocations' and the partitioned ones' (which also set the window's variables)."""
+    env = {**os.environ, **dbt_env}
+    window = dict.fromkeys(WINDOW_VARIABLES, "set")
+    return env, [partial_parse_cache(env, project), partial_parse_cache({**env, **window}, project)]
+
+
 def partition_filenames(first_month: str, last_month: str) -> list[str]:
     """The published files of the months ``first..last`` (both colours, either source): what a
     partition of fct_trips rebuilds. The dbt macro ``partition_filenames`` computes the same list."""

@@ -35,6 +35,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +122,14 @@ def _real_dbt() -> str:
     return dbt_executable()
 
 
-def start(project_dir: Path | None = None) -> None:
-    """Start the server for this process if it is enabled and not running (returns at once)."""
+def start(project_dir: Path | None = None,
+          parse_ahead: tuple[Mapping[str, str], list[Path]] | None = None) -> None:
+    """Start the server for this process if it is enabled and not running (returns at once).
+
+    ``parse_ahead``: (the environment of the run's dbt invocations, the files where their
+    profile's partial-parse state is kept). When none is kept yet (a new warehouse file or
+    server), the server parses the project for that profile before it takes invocations, while
+    the month loads, so that the first invocation does not parse the whole project itself."""
     global _server
     if not enabled() or _failed:
         return
@@ -138,9 +145,15 @@ def start(project_dir: Path | None = None) -> None:
             + client_source.replace('SOCKET = ""', f"SOCKET = {str(server.socket)!r}", 1)
                            .replace('REAL_DBT = ""', f"REAL_DBT = {_real_dbt()!r}", 1))
         server.client.chmod(0o755)
+        # The environment reaches the server as its own (never written to a file: it may hold a
+        # password); a fork's is the invocation's, sent with it.
+        env, states = None, []
+        if parse_ahead is not None and not all(state.is_file() for state in parse_ahead[1]):
+            env, states = dict(parse_ahead[0]), [str(state) for state in parse_ahead[1]]
         with open(server.log, "wb") as log:
             server.process = subprocess.Popen(
-                [sys.executable, "-m", "taxi_platform.dbt_server", str(server.socket), str(project_dir)],
+                [sys.executable, "-m", "taxi_platform.dbt_server", str(server.socket), str(project_dir), *states],
+                env=env,
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, close_fds=True)
         _server = server
         atexit.register(server.stop)
@@ -297,6 +310,47 @@ def _warm_at_low_priority(project_dir: Path) -> None:
     thread.join()
 
 
+def _parse_ahead(project_dir: Path, states: list[Path]) -> None:
+    """``dbt parse`` for the run's profile (this process's environment) in a fork at the lowest
+    priority (parsing opens no connection), its partial-parse state kept in ``states``, where the
+    run's invocations look for it. Best effort: when it fails, the first invocation parses as it
+    would have."""
+    with tempfile.TemporaryDirectory(prefix="parse-ahead-") as target:
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.nice(19)
+                os.chdir(project_dir)
+                os.environ.update({"DBT_TARGET_PATH": target, "DBT_LOG_PATH": target, "DBT_LOG_LEVEL_FILE": "none",
+                                   "DBT_PROFILES_DIR": str(project_dir), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+                                   "DBT_VERSION_CHECK": "false"})
+                from dbt.cli.main import cli
+
+                with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+                    cli.main(args=["parse", "--quiet"], prog_name="dbt")
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except BaseException:  # noqa: BLE001  best effort: the invocation parses instead
+                code = 1
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        written = Path(target) / "partial_parse.msgpack"
+        if os.waitstatus_to_exitcode(status) != 0 or not written.is_file():
+            return
+        # The state a partitioned invocation keeps (its own file) starts from the same parse:
+        # dbt parses again only the files that read the window's variables.
+        for state in states:
+            with contextlib.suppress(OSError):
+                if state.exists():
+                    continue
+                state.parent.mkdir(parents=True, exist_ok=True)
+                scratch = state.with_name(f".{state.name}.{os.getpid()}")
+                shutil.copyfile(written, scratch)
+                os.replace(scratch, state)
+
+
 def _receive(conn: socket.socket) -> tuple[dict, list[int]]:
     head, fds, _, _ = socket.recv_fds(conn, 8, 3)
     while len(head) < 8:
@@ -388,10 +442,14 @@ def _reap(wait_seconds: float = 0.0) -> None:
             time.sleep(0.05)
 
 
-def serve(socket_path: str, project_dir: Path) -> None:
+def serve(socket_path: str, project_dir: Path, parse_ahead: list[Path] | None = None) -> None:
+    """``parse_ahead``: where to keep the partial-parse state of a ``dbt parse`` for the profile of
+    this process's environment (see :func:`start`), done before the first invocation is taken."""
     parent = os.getppid()
     _die_with_parent(parent)
     _warm_at_low_priority(project_dir)
+    if parse_ahead:
+        _parse_ahead(project_dir, parse_ahead)
     # What is imported and warm stays shared with the forks: the garbage collector leaves it
     # alone, instead of touching (and so copying into each fork) every page it scans.
     gc.freeze()
@@ -429,4 +487,4 @@ def serve(socket_path: str, project_dir: Path) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], Path(sys.argv[2]))
+    serve(sys.argv[1], Path(sys.argv[2]), [Path(state) for state in sys.argv[3:]])

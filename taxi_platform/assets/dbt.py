@@ -75,6 +75,7 @@ from dagster_dbt import (
 )
 from dagster_dbt.core.dbt_event_iterator import DbtEventIterator
 
+from taxi_platform import dbt_server
 from taxi_platform.dbt_project import (
     WINDOW_VARIABLES,
     TaxiDbtCliResource,
@@ -524,6 +525,8 @@ def run_dbt(context: AssetExecutionContext, warehouse: WarehouseResource, dbt: D
     with tempfile.TemporaryDirectory(prefix="dbt-") as target, warehouse.exclusive(), \
             warehouse.outside_session(), dbt_environment(variables):
         started = time.monotonic()
+        if isinstance(dbt, TaxiDbtCliResource):
+            dbt_server.client_executable()  # once the server is up, what it parsed ahead is kept
         restore_partial_parse(Path(target))
         # DuckDB: nothing reads through dagster-dbt's adapter handle (see below), so none is made.
         extra = ({"with_adapter": not warehouse.held_by_dbt_while_it_runs}

@@ -84,7 +84,13 @@ def _dbt_server_started_if_selected(context, *args, **kwargs) -> Iterator[None]:
         selection, in_process = (), False
     # (with a process per step, a server started here would end with this step's process)
     if in_process and any(key.path[0] not in LAYERS for key in selection):
-        dbt_server.start()
+        from taxi_platform.dbt_project import partial_parse_states
+
+        try:
+            warehouse = context.resources.warehouse
+        except Exception:  # noqa: BLE001  a step without the resource: the one the environment configures
+            warehouse = configured_warehouse()
+        dbt_server.start(parse_ahead=partial_parse_states(warehouse.dbt_env()))
     yield
 
 

@@ -225,3 +225,35 @@ def test_a_forked_dbt_runs_at_the_servers_priority_not_at_its_warm_ups(client, t
 def _nice(pid: int) -> int:
     # /proc/<pid>/stat: the 19th field, counted after the command's closing parenthesis
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
+def test_a_server_started_for_a_new_profile_parses_it_ahead_for_the_runs_first_invocation(tmp_path):
+    # A new DuckDB file is a new dbt profile: no partial-parse state is kept for it yet, and the
+    # first invocation would parse the whole project. The server parses it before its first fork.
+    script = textwrap.dedent(f"""\
+        import json, shutil, subprocess
+        from pathlib import Path
+        from taxi_platform import dbt_server
+        from taxi_platform.dbt_project import DBT_PROJECT_DIR, partial_parse_states
+        env, states = partial_parse_states({{"TAXI_DUCKDB_PATH": {str(tmp_path / "new.duckdb")!r}}})
+        assert not any(state.exists() for state in states)
+        dbt_server.start(parse_ahead=(env, states))
+        client = dbt_server.client_executable()
+        print(json.dumps([state.is_file() for state in states]))
+        target = Path({str(tmp_path / "target")!r})
+        target.mkdir()
+        shutil.copyfile(states[0], target / "partial_parse.msgpack")  # as run_dbt restores it
+        result = subprocess.run([client, "parse", "--log-format", "json"], cwd=DBT_PROJECT_DIR,
+                                env={{**env, "DBT_TARGET_PATH": str(target), "DBT_LOG_PATH": str(target),
+                                     "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}},
+                                capture_output=True, text=True, check=True)
+        print("full parse" if "Unable to do partial parsing" in result.stdout else "partial parse")
+        for state in states:
+            state.unlink()
+        """)
+    result = subprocess.run([sys.executable, "-c", script], check=False, capture_output=True, text=True,
+                            env={**os.environ, "TAXI_WAREHOUSE": "duckdb"}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    kept, parse = result.stdout.splitlines()[-2:]
+    assert json.loads(kept) == [True, True]
+    assert parse == "partial parse"
