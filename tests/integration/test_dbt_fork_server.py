@@ -94,20 +94,30 @@ def test_sigint_to_the_client_interrupts_the_forked_dbt(client, tmp_path):
 
 def test_a_killed_client_takes_its_forked_dbt_with_it(client, tmp_path):
     # dagster-dbt's process may die, or kill the client: the fork must not run on unseen.
-    server = dbt_server._server.process.pid
-    before = set(_children(server))
-    process = subprocess.Popen(
-        [client, "run-operation", "sleep_a_while"], cwd=_sleeping_project(tmp_path / "project"),
-        env=_dbt_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, process, forks = _sleeping_fork(client, tmp_path)
     time.sleep(8)
-    forks = set(_children(server)) - before
-    assert forks, "no fork of the server ran the invocation"
     process.kill()
     process.wait()
     deadline = time.monotonic() + 30
     while set(_children(server)) & forks and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not set(_children(server)) & forks, "the forked dbt outlived its killed client"
+
+
+def _sleeping_fork(client: str, tmp_path: Path) -> tuple[int, subprocess.Popen, set[int]]:
+    """(the server's pid, a client running a macro that loops for hours, the server's fork for it)."""
+    server = dbt_server._server.process.pid
+    before = set(_children(server))
+    process = subprocess.Popen(
+        [client, "run-operation", "sleep_a_while"], cwd=_sleeping_project(tmp_path / "project"),
+        env=_dbt_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while not (forks := set(_children(server)) - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not forks:
+        process.kill()
+        pytest.fail("no fork of the server ran the invocation")
+    return server, process, forks
 
 
 def _children(pid: int) -> list[int]:
@@ -206,16 +216,8 @@ def test_the_server_compiles_the_macros_forks_used_before_and_forks_record_what_
 
 def test_a_forked_dbt_runs_at_the_servers_priority_not_at_its_warm_ups(client, tmp_path):
     # The server warms up at the lowest priority, beside the run's first steps; dbt itself must not.
-    server = dbt_server._server.process.pid
-    before = set(_children(server))
-    process = subprocess.Popen(
-        [client, "run-operation", "sleep_a_while"], cwd=_sleeping_project(tmp_path / "project"),
-        env=_dbt_env(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server, process, forks = _sleeping_fork(client, tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while not (forks := set(_children(server)) - before) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert forks, "no fork of the server ran the invocation"
         assert {_nice(pid) for pid in forks} == {_nice(server)}
     finally:
         process.kill()
