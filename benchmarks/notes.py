@@ -55,7 +55,7 @@ DBT_FIXED_COST = (
     "dbt's own start-up is paid once per run: the run's first step starts a fork server that imports "
     "dbt while the month loads, and each invocation is a fork of it (before: about 2.8 s per "
     "invocation, 1.5 s of it importing dbt, plus 0.65 s of dagster-dbt's adapter handle, now skipped "
-    "on DuckDB). The server warms up at the lowest CPU priority beside the month's load, and before "
+    "on DuckDB). The server warms up beside the month's load, and before "
     "its first fork compiles what each fork compiled again: the jinja macros earlier forks used "
     "(about 90 of 525; 0.1-0.15 s a fork) and mashumaro's serialisers (60 ms); for a new profile "
     "(a new warehouse file) it also parses the project ahead, so the first run's first invocation "

@@ -296,31 +296,17 @@ def _record_macros() -> None:
         os.replace(scratch, _macros_file)
 
 
-def _warm_at_low_priority(project_dir: Path) -> None:
-    """Warm up in a thread at the lowest CPU priority: it runs beside the run's first steps
-    (the month's load), which should not wait for it. Linux keeps a nice value per thread, so the
-    forks, made by the main thread, run at the server's own priority."""
-    def warm() -> None:
-        with contextlib.suppress(OSError, AttributeError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # this thread only
-        _warm(project_dir)
-
-    thread = threading.Thread(target=warm, name="warm-dbt")
-    thread.start()
-    thread.join()
-
-
 def _parse_ahead(project_dir: Path, states: list[Path]) -> None:
-    """``dbt parse`` for the run's profile (this process's environment) in a fork at the lowest
-    priority (parsing opens no connection), its partial-parse state kept in ``states``, where the
-    run's invocations look for it. Best effort: when it fails, the first invocation parses as it
-    would have."""
+    """``dbt parse`` for the run's profile (this process's environment) in a fork (parsing opens
+    no connection), its partial-parse state kept in ``states``, where the run's invocations look
+    for it. Best effort: when it fails, the first invocation parses as it would have. (Not at a
+    lower CPU priority: on a busy machine a niced parse, like a niced warm-up, starved past the
+    run's wait for the server.)"""
     with tempfile.TemporaryDirectory(prefix="parse-ahead-") as target:
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
-                os.nice(19)
                 os.chdir(project_dir)
                 os.environ.update({"DBT_TARGET_PATH": target, "DBT_LOG_PATH": target, "DBT_LOG_LEVEL_FILE": "none",
                                    "DBT_PROFILES_DIR": str(project_dir), "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -447,7 +433,7 @@ def serve(socket_path: str, project_dir: Path, parse_ahead: list[Path] | None = 
     this process's environment (see :func:`start`), done before the first invocation is taken."""
     parent = os.getppid()
     _die_with_parent(parent)
-    _warm_at_low_priority(project_dir)
+    _warm(project_dir)
     if parse_ahead:
         _parse_ahead(project_dir, parse_ahead)
     # What is imported and warm stays shared with the forks: the garbage collector leaves it

@@ -214,21 +214,6 @@ def test_the_server_compiles_the_macros_forks_used_before_and_forks_record_what_
     assert json.loads(recorded) == ["macro.dbt.is_incremental", "macro.dbt.no_such_macro", "macro.dbt.run_query"]
 
 
-def test_a_forked_dbt_runs_at_the_servers_priority_not_at_its_warm_ups(client, tmp_path):
-    # The server warms up at the lowest priority, beside the run's first steps; dbt itself must not.
-    server, process, forks = _sleeping_fork(client, tmp_path)
-    try:
-        assert {_nice(pid) for pid in forks} == {_nice(server)}
-    finally:
-        process.kill()
-        process.wait()
-
-
-def _nice(pid: int) -> int:
-    # /proc/<pid>/stat: the 19th field, counted after the command's closing parenthesis
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
-
-
 def test_a_server_started_for_a_new_profile_parses_it_ahead_for_the_runs_first_invocation(tmp_path):
     # A new DuckDB file is a new dbt profile: no partial-parse state is kept for it yet, and the
     # first invocation would parse the whole project. The server parses it before its first fork.
