@@ -12,7 +12,8 @@ run, its identity for the unchanged-month record, and the secrets never to show.
 1. its columns are checked against the contract (taxi_platform/files.py:check_file_columns);
 2. it is *landed*: every row, every column as text, into ``bronze.<colour>_tripdata_landed``
    under a new load id, committed but not yet part of bronze (the view ``bronze.<colour>_tripdata``
-   shows only published loads);
+   shows only published loads). DuckDB keeps a file whose every value types typed instead,
+   shown as text by that name (a view);
 3. the *gate* judges the landed rows: at least one row; no more than TAXI_MAX_QUARANTINE_FRACTION
    of them untypable; not far fewer rows than the month already holds (or than the TLC published);
    most pickups inside the month; then the Great Expectations bronze suite (``gate``). The run

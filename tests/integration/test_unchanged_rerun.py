@@ -58,7 +58,8 @@ def test_a_month_missing_rows_is_reloaded_whole(instance):
                     "(SELECT unique_row_id FROM silver.yellow_tripdata LIMIT 3)")
     assert run(instance) == {BRONZE: True, SILVER: False}  # bronze is whole; silver is not
     assert contents() == clean
-    warehouse.query("DELETE FROM bronze.yellow_tripdata_landed WHERE filename = ?", [JAN])
+    for landed in ("bronze.yellow_tripdata_landed_typed", "bronze.yellow_tripdata_landed_text"):
+        warehouse.query(f"DELETE FROM {landed} WHERE filename = ?", [JAN])
     assert run(instance) == {BRONZE: False, SILVER: True}  # the same file again: silver is whole
     assert contents() == clean
 

@@ -52,6 +52,19 @@ def bronze_rows(warehouse, schema: TripSchema) -> list[tuple]:
     return sorted((tuple(r) for r in warehouse.query(f"SELECT {cols} FROM bronze.{schema.table}")), key=repr)
 
 
+def bronze_values(warehouse, schema: TripSchema) -> list[tuple]:
+    """bronze_rows with every number as its value (``' 2 '``, ``2`` and ``2.0`` alike): DuckDB
+    keeps a month whose every value types typed, and shows it as the text DuckDB writes the
+    value back as, where a server backend shows the file's own text."""
+    def value(text):
+        try:
+            number = float(text)
+        except (TypeError, ValueError):
+            return text
+        return "nan" if math.isnan(number) else number
+    return sorted((tuple(value(v) for v in row) for row in bronze_rows(warehouse, schema)), key=repr)
+
+
 def write_csv(path: Path, schema: TripSchema, rows: list[dict[str, str]], gz: bool = True) -> Path:
     """A file in the published layout (header, CRLF) from rows keyed by sql names."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,9 +9,14 @@ and SQL:
 
 - landing: ``read_csv`` (every field as text, columns by position, gzip decided by content) or
   ``read_parquet`` (columns by name, each cast to text: a double as its shortest round-trip
-  decimal) into ``bronze.<colour>_tripdata_landed``; a file whose lines end both in CRLF and LF
-  is read again with LF throughout;
-- silver: typed, keyed and written in two passes over the month (:meth:`_build_silver`).
+  decimal), typed as silver types text in the same pass, into
+  ``bronze.<colour>_tripdata_landed_typed``; a file with a value that does not type (or a
+  timestamp not written ``YYYY-MM-DD HH:MM:SS``) is landed as it is, as text, into
+  ``..._landed_text`` instead. The view ``bronze.<colour>_tripdata_landed`` shows both as text
+  (what the bronze gate validates). A file whose lines end both in CRLF and LF is read again
+  with LF throughout;
+- silver: keyed and written in two passes over the month (:meth:`_build_silver`), from the
+  typed values, or typing the text (quarantining what does not type).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from pydantic import Field
 from taxi_platform import errors, files
 from taxi_platform.files import FileContract
 from taxi_platform.partitions import month_bounds
-from taxi_platform.schemas import TEXT, TripSchema
+from taxi_platform.schemas import KEY_AMOUNTS, TEXT, TIMESTAMP, TripSchema
 from taxi_platform.settings import setting
 from taxi_platform.warehouse.duckdb.sql import (
     SQL_TYPES,
@@ -42,8 +47,24 @@ from taxi_platform.warehouse.duckdb.sql import (
 )
 from taxi_platform.warehouse.port import IncomingProfile, PublishedLoad, SilverResult, WarehouseResource
 
+# A month's load is kept in one of two tables: typed, when every value of the file types (the
+# usual case: half the bytes to write, and silver reads the values instead of typing text), or
+# as text, when some value does not (silver quarantines its rows, quoting the text). The view
+# bronze.<table>_landed shows both as text.
+LANDED_TEXT, LANDED_TYPED = "_landed_text", "_landed_typed"
+UNTYPABLE_IN_FILE = "taxi_platform: a value of the file does not type"
+
 _HELD: dict[str, int] = {}  # DuckDB files this process holds the advisory lock of (depth)
 _OPEN: dict[str, duckdb.DuckDBPyConnection] = {}  # DuckDB files session() keeps open: an idle connection
+
+
+def _landed_type(schema: TripSchema, column: str) -> str:
+    """A column's type in the typed landed table: silver's, but text for the amounts hashed into
+    unique_row_id (their key is rounded from the text: see key_amount) and for the columns the
+    contract does not know."""
+    if column not in schema.sql_names or column in KEY_AMOUNTS:
+        return "VARCHAR"
+    return SQL_TYPES[schema.column(column).type]
 
 
 class DuckDBWarehouseResource(WarehouseResource):
@@ -212,7 +233,8 @@ class DuckDBWarehouseResource(WarehouseResource):
             yield
 
     def _prepare_bronze(self, schema: TripSchema, extra_columns: list[str]) -> None:
-        landed, loads = f"bronze.{schema.table}_landed", f"bronze.{schema.table}_loads"
+        t = schema.table
+        text, typed_t, loads = f"bronze.{t}{LANDED_TEXT}", f"bronze.{t}{LANDED_TYPED}", f"bronze.{t}_loads"
         with self.connect() as conn:
             kinds = dict(conn.execute(
                 "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'bronze'"
@@ -220,35 +242,52 @@ class DuckDBWarehouseResource(WarehouseResource):
             conn.execute("CREATE SCHEMA IF NOT EXISTS bronze")
             conn.execute(f"CREATE TABLE IF NOT EXISTS {loads} (month VARCHAR PRIMARY KEY, filename VARCHAR "
                          "NOT NULL, load_id VARCHAR NOT NULL, rows BIGINT NOT NULL, published_at TIMESTAMP)")
-            if kinds.get(schema.table) == "BASE TABLE":  # bronze before the landed layout: migrate
-                conn.execute(f"ALTER TABLE bronze.{schema.table} RENAME TO {schema.table}_landed")
-                conn.execute(f"ALTER TABLE {landed} ADD COLUMN load_id VARCHAR")
-                conn.execute(f"UPDATE {landed} SET load_id = 'before-' || filename")
+            if kinds.get(t) == "BASE TABLE":  # bronze before the landed layout: migrate
+                conn.execute(f"ALTER TABLE bronze.{t} RENAME TO {t}{LANDED_TEXT}")
+                conn.execute(f"ALTER TABLE {text} ADD COLUMN load_id VARCHAR")
+                conn.execute(f"UPDATE {text} SET load_id = 'before-' || filename")
                 conn.execute(f"INSERT INTO {loads} (month, filename, load_id, rows, published_at) "
                              "SELECT substr(filename, strpos(filename, '_tripdata_') + 10, 7), "
-                             f"filename, load_id, count(*), now() FROM {landed} GROUP BY ALL")
+                             f"filename, load_id, count(*), now() FROM {text} GROUP BY ALL")
+            elif kinds.get(f"{t}_landed") == "BASE TABLE":  # landed text only, before typed loads
+                conn.execute(f"ALTER TABLE bronze.{t}_landed RENAME TO {t}{LANDED_TEXT}")
             # What the gate counted (NULL for loads published before it was kept): silver skips
             # its own untypable-value test over a load the gate found none in.
             conn.execute(f"ALTER TABLE {loads} ADD COLUMN IF NOT EXISTS untypable_rows BIGINT")
-            columns = ", ".join(f"{quoted(c)} VARCHAR" for c in schema.sql_names)
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {landed} ({columns}, filename VARCHAR, load_id VARCHAR)")
-            have = {r[0] for r in conn.execute(
-                "SELECT column_name FROM information_schema.columns WHERE table_schema = 'bronze' "
-                "AND table_name = ?", [f"{schema.table}_landed"]).fetchall()}
-            for column in [*schema.sql_names, *extra_columns]:
-                if column not in have:
-                    conn.execute(f"ALTER TABLE {landed} ADD COLUMN {quoted(column)} VARCHAR")
-                    have.add(column)
-            shown = [*schema.sql_names, *sorted(have - set(schema.sql_names) - {"filename", "load_id"})]
-            conn.execute(f"CREATE OR REPLACE VIEW bronze.{schema.table} AS SELECT "
-                         f"{', '.join(quoted(c) for c in shown)}, filename FROM {landed} "
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {text} ("
+                         + ", ".join(f"{quoted(c)} VARCHAR" for c in schema.sql_names)
+                         + ", filename VARCHAR, load_id VARCHAR)")
+            conn.execute(f"CREATE TABLE IF NOT EXISTS {typed_t} ("
+                         + ", ".join(f"{quoted(c)} {_landed_type(schema, c)}" for c in schema.sql_names)
+                         + ", filename VARCHAR, load_id VARCHAR)")
+            have = {}
+            for table in (text, typed_t):
+                have[table] = {r[0] for r in conn.execute(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = 'bronze' "
+                    "AND table_name = ?", [table.split(".")[1]]).fetchall()}
+            for column in [*schema.sql_names, *sorted(have[text] - have[typed_t]), *extra_columns]:
+                for table in (text, typed_t):
+                    if column not in have[table]:
+                        kind = "VARCHAR" if table == text else _landed_type(schema, column)
+                        conn.execute(f"ALTER TABLE {table} ADD COLUMN {quoted(column)} {kind}")
+                        have[table].add(column)
+            shown = [*schema.sql_names, *sorted(have[text] - set(schema.sql_names) - {"filename", "load_id"})]
+            # Every load as text, whichever table holds it (what the bronze gate validates).
+            as_text = ", ".join(quoted(c) if _landed_type(schema, c) == "VARCHAR"
+                                else f"CAST({quoted(c)} AS VARCHAR) AS {quoted(c)}" for c in shown)
+            conn.execute(f"CREATE OR REPLACE VIEW bronze.{t}_landed AS "
+                         f"SELECT {', '.join(quoted(c) for c in shown)}, filename, load_id FROM {text} "
+                         f"UNION ALL SELECT {as_text}, filename, load_id FROM {typed_t}")
+            conn.execute(f"CREATE OR REPLACE VIEW bronze.{t} AS SELECT "
+                         f"{', '.join(quoted(c) for c in shown)}, filename FROM bronze.{t}_landed "
                          f"WHERE load_id IN (SELECT load_id FROM {loads})")
 
     def _land(self, schema: TripSchema, filename: str, path: str, contract: FileContract, load_id: str,
               partition: str) -> None:
-        landed = f"bronze.{schema.table}_landed"
+        text = f"bronze.{schema.table}{LANDED_TEXT}"
         try:
-            self._insert_file(landed, path, contract, filename, load_id)
+            if not self._insert_typed(schema, path, contract, filename, load_id):
+                self._insert_text(text, path, contract, filename, load_id)
         except duckdb.Error as exc:
             if contract.format == files.PARQUET or not files.has_mixed_line_endings(path):
                 raise errors.BadInputError(
@@ -259,35 +298,95 @@ class DuckDBWarehouseResource(WarehouseResource):
             # Some lines end with CRLF, others with LF (a real published file does this):
             # DuckDB's reader takes one kind, so the file is read again with LF throughout.
             with files.normalized_copy(path) as normalized:
-                self._insert_file(landed, normalized, contract, filename, load_id, gzipped=False)
+                if not self._insert_typed(schema, normalized, contract, filename, load_id, gzipped=False):
+                    self._insert_text(text, normalized, contract, filename, load_id, gzipped=False)
 
-    def _insert_file(self, landed: str, path, contract: FileContract, filename: str, load_id: str,
-                     gzipped: bool | None = None) -> None:
-        columns = ", ".join(quoted(column) for _, column in contract.columns)
+    @staticmethod
+    def _read_file_as_text(contract: FileContract, gzipped: bool | None = None) -> str:
+        """SELECT of every column of the file (parameter: its path) as text, named as in bronze,
+        in file order."""
         if contract.format == files.PARQUET:
             # Columns by name, each as text: a double as its shortest round-trip decimal.
-            source = ", ".join(f"CAST({quoted(name)} AS VARCHAR)" for name, _ in contract.columns)
-            sql = f"SELECT {source}, ?, ? FROM read_parquet(?)"
-        else:
-            # Columns by position (the header was checked against the contract); every field as
-            # text: typing is silver's job, so nothing is lost here.
-            spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for _, c in contract.columns) + "}"
-            compression = "gzip" if (contract.gzipped if gzipped is None else gzipped) else "none"
-            sql = (f"SELECT *, ?, ? FROM read_csv(?, header = true, columns = {spec}, auto_detect = false, "
-                   f"delim = ',', quote = '\"', escape = '\"', strict_mode = true, compression = '{compression}')")
+            return ("SELECT " + ", ".join(f"CAST({quoted(name)} AS VARCHAR) AS {quoted(column)}"
+                                          for name, column in contract.columns) + " FROM read_parquet(?)")
+        # Columns by position (the header was checked against the contract); every field as
+        # text: typing is silver's job, so nothing is lost here.
+        spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for _, c in contract.columns) + "}"
+        compression = "gzip" if (contract.gzipped if gzipped is None else gzipped) else "none"
+        return (f"SELECT * FROM read_csv(?, header = true, columns = {spec}, auto_detect = false, "
+                f"delim = ',', quote = '\"', escape = '\"', strict_mode = true, compression = '{compression}')")
+
+    def _insert_text(self, table: str, path, contract: FileContract, filename: str, load_id: str,
+                     gzipped: bool | None = None) -> None:
+        columns = ", ".join(quoted(column) for _, column in contract.columns)
         with self._transaction() as conn:
-            conn.execute(f"INSERT INTO {landed} ({columns}, filename, load_id) {sql}", [filename, load_id, str(path)])
+            conn.execute(f"INSERT INTO {table} ({columns}, filename, load_id) SELECT *, ?, ? FROM "
+                         f"({self._read_file_as_text(contract, gzipped)})", [filename, load_id, str(path)])
+
+    def _insert_typed(self, schema: TripSchema, path, contract: FileContract, filename: str,
+                      load_id: str, gzipped: bool | None = None) -> bool:
+        """Land the file typed, when every value of it types (False, and nothing landed, when
+        one does not: the file is then landed as text; a file DuckDB cannot read raises). A value is typed exactly as silver types
+        text (``typed()``), so a typed load gives silver the very values its text would. A
+        timestamp must also be written as DuckDB writes it back (``YYYY-MM-DD HH:MM:SS``, years
+        1900-2099), so that the bronze gate, reading the typed load as text, judges the file's
+        own text."""
+        values, untypable_sql = [], []
+        for _, column in contract.columns:
+            r, v = quoted(column + "__raw"), quoted(column)
+            kind = schema.column(column).type if column in schema.sql_names else TEXT
+            if kind == TIMESTAMP:
+                values.append(f"TRY_CAST({r} AS TIMESTAMP) AS {v}")
+                untypable_sql.append(f"{r} IS NOT NULL AND ({v} IS NULL OR CAST({v} AS VARCHAR) <> {r} "
+                                     f"OR {v} < TIMESTAMP '1900-01-01' OR {v} >= TIMESTAMP '2100-01-01')")
+            elif kind != TEXT and column not in KEY_AMOUNTS:
+                values.append(f"{typed(r, kind)} AS {v}")
+                untypable_sql.append(f"{v} IS NULL AND {r} IS NOT NULL AND trim({r}) <> ''")
+            else:
+                values.append(f"{r} AS {v}")
+                if kind != TEXT:  # an amount of the key: kept as text (key_amount rounds the text)
+                    untypable_sql.append(untypable(r, kind))
+        raw = ", ".join(f"{quoted(column)} AS {quoted(column + '__raw')}" for _, column in contract.columns)
+        columns = ", ".join(quoted(column) for _, column in contract.columns)
+        guard = " OR ".join(f"({cond})" for cond in untypable_sql) or "false"
+        try:
+            with self._transaction() as conn:
+                # Typed in a subquery (each value once, read by both the guard and the insert);
+                # error(): the first value that does not type ends the statement there, not
+                # after the whole file.
+                conn.execute(f"""
+                    INSERT INTO bronze.{schema.table}{LANDED_TYPED} ({columns}, filename, load_id)
+                    SELECT {columns}, ?, CASE WHEN {guard} THEN error('{UNTYPABLE_IN_FILE}') ELSE ? END
+                    FROM (SELECT {', '.join(values)}, * FROM (
+                      SELECT {raw} FROM ({self._read_file_as_text(contract, gzipped)})))""",
+                    [filename, load_id, str(path)])
+        except duckdb.Error as exc:
+            if UNTYPABLE_IN_FILE not in str(exc):
+                raise
+            return False
+        return True
+
+    def _typed_load(self, conn: duckdb.DuckDBPyConnection, schema: TripSchema, load_id: str) -> bool:
+        """Whether the load was landed typed (else as text)."""
+        return conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM bronze.{schema.table}{LANDED_TYPED} "
+                            "WHERE load_id = ? LIMIT 1)", [load_id]).fetchone()[0] > 0
 
     def _profile(self, schema: TripSchema, partition: str, filename: str, load_id: str) -> IncomingProfile:
-        landed = f"bronze.{schema.table}_landed"
-        start, end = self._month_text_bounds(partition)
-        any_bad = " OR ".join(f"({untypable(c.sql_name, c.type)})" for c in schema.columns if c.type != TEXT)
         with self.connect() as conn:
+            if self._typed_load(conn, schema, load_id):  # every value typed: nothing untypable
+                start, end = month_bounds(partition)
+                rows, in_month = conn.execute(
+                    f"SELECT count(*), count(*) FILTER (WHERE {schema.pickup} >= ? AND {schema.pickup} < ?) "
+                    f"FROM bronze.{schema.table}{LANDED_TYPED} WHERE load_id = ?", [start, end, load_id]).fetchone()
+                return IncomingProfile(rows, 0, in_month, [])
+            text = f"bronze.{schema.table}{LANDED_TEXT}"
+            start, end = self._month_text_bounds(partition)
+            any_bad = " OR ".join(f"({untypable(c.sql_name, c.type)})" for c in schema.columns if c.type != TEXT)
             rows, in_month = conn.execute(
                 f"SELECT count(*), count(*) FILTER (WHERE {schema.pickup} >= ? AND {schema.pickup} < ?) "
-                f"FROM {landed} WHERE load_id = ?", [start, end, load_id]).fetchone()
+                f"FROM {text} WHERE load_id = ?", [start, end, load_id]).fetchone()
             # A WHERE, not count(*) FILTER: DuckDB evaluates a filter's conditions adaptively.
-            bad = conn.execute(f"SELECT count(*) FROM {landed} WHERE load_id = ? AND ({any_bad})",
+            bad = conn.execute(f"SELECT count(*) FROM {text} WHERE load_id = ? AND ({any_bad})",
                                [load_id]).fetchone()[0]
             by_column = self._untypable_by_column(conn, schema, load_id) if bad else []
         return IncomingProfile(rows, bad, in_month, by_column)
@@ -296,8 +395,8 @@ class DuckDBWarehouseResource(WarehouseResource):
                  untypable_rows: int | None = None) -> None:
         names = schema.month_files(partition)
         with self._transaction() as conn:
-            conn.execute(f"DELETE FROM bronze.{schema.table}_landed WHERE filename IN (?, ?) AND load_id <> ?",
-                         [*names, load_id])
+            for landed in self._landed_tables(schema):
+                conn.execute(f"DELETE FROM {landed} WHERE filename IN (?, ?) AND load_id <> ?", [*names, load_id])
             conn.execute(f"DELETE FROM bronze.{schema.table}_loads WHERE month = ?", [partition])
             conn.execute(f"INSERT INTO bronze.{schema.table}_loads (month, filename, load_id, rows, published_at, "
                          "untypable_rows) VALUES (?, ?, ?, ?, now(), ?)", [partition, filename, load_id, rows,
@@ -305,12 +404,18 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     def _discard_load(self, schema: TripSchema, filename: str, load_id: str) -> None:
         with self._transaction() as conn:
-            conn.execute(f"DELETE FROM bronze.{schema.table}_landed WHERE load_id = ?", [load_id])
+            for landed in self._landed_tables(schema):
+                conn.execute(f"DELETE FROM {landed} WHERE load_id = ?", [load_id])
 
     def _discard_unpublished(self, schema: TripSchema, partition: str) -> None:
         with self._transaction() as conn:
-            conn.execute(f"DELETE FROM bronze.{schema.table}_landed WHERE filename IN (?, ?) AND load_id NOT IN "
-                         f"(SELECT load_id FROM bronze.{schema.table}_loads)", schema.month_files(partition))
+            for landed in self._landed_tables(schema):
+                conn.execute(f"DELETE FROM {landed} WHERE filename IN (?, ?) AND load_id NOT IN "
+                             f"(SELECT load_id FROM bronze.{schema.table}_loads)", schema.month_files(partition))
+
+    @staticmethod
+    def _landed_tables(schema: TripSchema) -> tuple[str, str]:
+        return f"bronze.{schema.table}{LANDED_TEXT}", f"bronze.{schema.table}{LANDED_TYPED}"
 
     def _untypable_by_column(self, conn, schema: TripSchema, load_id: str) -> list[tuple[str, int, str]]:
         """(column, rows, an example value) for every column with text that cannot be typed."""
@@ -318,7 +423,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             f"count(*) FILTER (WHERE {untypable(c.sql_name, c.type)}), "
             f"any_value({c.sql_name}) FILTER (WHERE {untypable(c.sql_name, c.type)})"
             for c in schema.columns)
-        row = conn.execute(f"SELECT {counts} FROM bronze.{schema.table}_landed WHERE load_id = ?",
+        row = conn.execute(f"SELECT {counts} FROM bronze.{schema.table}{LANDED_TEXT} WHERE load_id = ?",
                            [load_id]).fetchone()
         return [(c.sql_name, row[2 * i], repr(row[2 * i + 1]))
                 for i, c in enumerate(schema.columns) if row[2 * i]]
@@ -349,11 +454,19 @@ class DuckDBWarehouseResource(WarehouseResource):
     def _build_silver(self, schema: TripSchema, partition: str, load: PublishedLoad,
                       max_quarantine_fraction: float) -> SilverResult:
         filename, load_id = load.filename, load.load_id
-        landed, silver = f"bronze.{schema.table}_landed", f"silver.{schema.table}"
-        quarantine = f"silver.{schema.table}_quarantine"
+        silver, quarantine = f"silver.{schema.table}", f"silver.{schema.table}_quarantine"
         month_files = schema.month_files(partition)
-        typed_cols = ", ".join(f'{typed(c.sql_name, c.type)} AS "{c.sql_name}"' for c in schema.columns)
-        raw_cols = ", ".join(f'"{c}" AS "{c}__raw"' for c in schema.sql_names)
+        with self.connect() as conn:
+            typed_load = self._typed_load(conn, schema, load_id)
+        if typed_load:  # its values as landed (every one types), and the text of the key's amounts
+            landed = f"bronze.{schema.table}{LANDED_TYPED}"
+            typed_cols = ", ".join(f'{typed(quoted(c.sql_name), c.type)} AS "{c.sql_name}"'
+                                   if c.sql_name in KEY_AMOUNTS else quoted(c.sql_name) for c in schema.columns)
+            raw_cols = ", ".join(f'"{c}" AS "{c}__raw"' for c in KEY_AMOUNTS)
+        else:
+            landed = f"bronze.{schema.table}{LANDED_TEXT}"
+            typed_cols = ", ".join(f'{typed(c.sql_name, c.type)} AS "{c.sql_name}"' for c in schema.columns)
+            raw_cols = ", ".join(f'"{c}" AS "{c}__raw"' for c in schema.sql_names)
 
         # Typed from the load in a subquery, so each cast is written once and both the filter
         # (text present but no typed value) and the key read it.
@@ -390,7 +503,7 @@ class DuckDBWarehouseResource(WarehouseResource):
                 # columns are typed then).
                 (gate_found,) = conn.execute(f"SELECT any_value(untypable_rows) FROM bronze.{schema.table}_loads "
                                              "WHERE load_id = ?", [load_id]).fetchone()
-                typable = "true" if gate_found == 0 else f"NOT ({any_untypable})"
+                typable = "true" if gate_found == 0 or typed_load else f"NOT ({any_untypable})"
                 conn.execute(f"""
                     CREATE OR REPLACE TEMP TABLE _keys AS
                     SELECT bronze_rowid, hash({key_values}) AS key_hash, {pickup} AS pickup
