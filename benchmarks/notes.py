@@ -115,7 +115,8 @@ def _duckdb(results: dict) -> str | None:
                                     f"{dag / bare:.2f}× the bare statement" if bare else "") if t)
     text = (f"**DuckDB raw → silver** ({head}). In the Dagster run the raw step "
             f"(copy from the source with sha256) takes {_f(raw)} s, lake {_f(lake)} s, bronze {_f(bronze)} s "
-            f"(landing the file as text, profiling the landed load, the GX bronze suite as the gate, "
+            f"(landing the file, typed when every value types, profiling the landed load, the GX bronze "
+            f"suite as the gate, "
             f"publishing), silver {_f(silver)} s")
     if core is not None:
         text += (f"; the core functions alone (load_bronze without the GX gate, build_silver) take {core:.1f} s "
@@ -134,10 +135,14 @@ def _duckdb(results: dict) -> str | None:
                  + (f"; {ids:,} distinct ids, silver kept {kept:,} rows" if ids is not None and kept else "")
                  + f") takes {bare:.2f} s: what a load must do at least "
                  f"once it types and keys the month in DuckDB. The platform's {dag - bare:.1f} s more are "
-                 "writing the month twice (bronze as text, then typed silver, as the gate must judge a "
-                 "file before it replaces the month), typing from text with the careful casts (a value "
+                 "writing the month twice (bronze, then silver with its ids, as the gate must judge a "
+                 "file before it replaces the month), typing the text with the careful casts (a value "
                  "that does not type is quarantined, not a failed month), finding in-file duplicates, "
-                 "the gate, and the raw and lake steps.")
+                 "the gate, and the raw and lake steps. Bronze lands a month whose every value types "
+                 "typed, in the pass that reads it (the same casts silver used), so that silver reads "
+                 "values instead of typing text and the gate's count of untypable values comes free; "
+                 "a file with a value that does not type is landed as text, as before (7M rows, core "
+                 "functions, one machine: load_bronze 12.6 → 9.3 s, build_silver 8.4 → 6.8 s).")
     text += (" Done for the floor target: silver went from five passes over the month (a typed temp "
              "table with the raw text beside every value, a keyed temp table, a window over 7M ids, "
              "an ordered insert) to two plus a small one: a pass that hashes each row's typed key "

@@ -13,7 +13,8 @@ and SQL:
   ``bronze.<colour>_tripdata_landed_typed``; a file with a value that does not type (or a
   timestamp not written ``YYYY-MM-DD HH:MM:SS``) is landed as it is, as text, into
   ``..._landed_text`` instead. The view ``bronze.<colour>_tripdata_landed`` shows both as text
-  (what the bronze gate validates). A file whose lines end both in CRLF and LF is read again
+  (what the bronze gate validates): a typed value as DuckDB writes it back (``0.5`` for the
+  file's ``0.50``), timestamps and the key's amounts as in the file. A file whose lines end both in CRLF and LF is read again
   with LF throughout;
 - silver: keyed and written in two passes over the month (:meth:`_build_silver`), from the
   typed values, or typing the text (quarantining what does not type).
