@@ -14,8 +14,8 @@ and SQL:
   timestamp not written ``YYYY-MM-DD HH:MM:SS``) is landed as it is, as text, into
   ``..._landed_text`` instead. The view ``bronze.<colour>_tripdata_landed`` shows both as text
   (what the bronze gate validates): a typed value as DuckDB writes it back (``0.5`` for the
-  file's ``0.50``), timestamps and the key's amounts as in the file. A file whose lines end both in CRLF and LF is read again
-  with LF throughout;
+  file's ``0.50``), timestamps and the key's amounts as in the file. A file whose lines end
+  both in CRLF and LF is read again with LF throughout;
 - silver: keyed and written in two passes over the month (:meth:`_build_silver`), from the
   typed values, or typing the text (quarantining what does not type).
 """
@@ -311,7 +311,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             return ("SELECT " + ", ".join(f"CAST({quoted(name)} AS VARCHAR) AS {quoted(column)}"
                                           for name, column in contract.columns) + " FROM read_parquet(?)")
         # Columns by position (the header was checked against the contract); every field as
-        # text: typing is silver's job, so nothing is lost here.
+        # text, typed (if at all) as silver types text, so nothing is lost here.
         spec = "{" + ", ".join(f"'{c}': 'VARCHAR'" for _, c in contract.columns) + "}"
         compression = "gzip" if (contract.gzipped if gzipped is None else gzipped) else "none"
         return (f"SELECT * FROM read_csv(?, header = true, columns = {spec}, auto_detect = false, "
@@ -327,8 +327,9 @@ class DuckDBWarehouseResource(WarehouseResource):
     def _insert_typed(self, schema: TripSchema, path, contract: FileContract, filename: str,
                       load_id: str, gzipped: bool | None = None) -> bool:
         """Land the file typed, when every value of it types (False, and nothing landed, when
-        one does not: the file is then landed as text; a file DuckDB cannot read raises). A value is typed exactly as silver types
-        text (``typed()``), so a typed load gives silver the very values its text would. A
+        one does not: the file is then landed as text; a file DuckDB cannot read raises). A
+        value is typed exactly as silver types text (``typed()``), so a typed load gives silver
+        the very values its text would. A
         timestamp must also be written as DuckDB writes it back (``YYYY-MM-DD HH:MM:SS``, years
         1900-2099), so that the bronze gate, reading the typed load as text, judges the file's
         own text."""
