@@ -169,6 +169,9 @@ def test_a_warehouse_from_before_typed_loads_keeps_its_months_and_takes_new_ones
                 "ALTER TABLE bronze.yellow_tripdata_landed_text RENAME TO yellow_tripdata_landed",
                 "CREATE VIEW bronze.yellow_tripdata AS SELECT * EXCLUDE (load_id) FROM bronze.yellow_tripdata_landed"):
         warehouse.query(sql)
+    # silver first, before any new load: the month kept as text builds again
+    warehouse.build_silver(YELLOW, "2019-01", january.name)
+    assert _silver_and_quarantine(warehouse, YELLOW) == before
 
     february = write_month(YELLOW, "2019-02", 2_000, tmp_path / "source", seed=3)
     _load(warehouse, YELLOW, "2019-02", february)

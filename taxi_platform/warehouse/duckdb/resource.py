@@ -458,6 +458,7 @@ class DuckDBWarehouseResource(WarehouseResource):
         filename, load_id = load.filename, load.load_id
         silver, quarantine = f"silver.{schema.table}", f"silver.{schema.table}_quarantine"
         month_files = schema.month_files(partition)
+        self._prepare_bronze(schema, [])  # a warehouse from before typed loads, not loaded since
         with self.connect() as conn:
             typed_load = self._typed_load(conn, schema, load_id)
         if typed_load:  # its values as landed (every one types), and the text of the key's amounts
