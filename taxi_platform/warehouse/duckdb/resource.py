@@ -49,7 +49,7 @@ from taxi_platform.warehouse.duckdb.sql import (
 from taxi_platform.warehouse.port import IncomingProfile, PublishedLoad, SilverResult, WarehouseResource
 
 # A month's load is kept in one of two tables: typed, when every value of the file types (the
-# usual case: half the bytes to write, and silver reads the values instead of typing text), or
+# usual case: values to write instead of text, which silver then reads instead of typing), or
 # as text, when some value does not (silver quarantines its rows, quoting the text). The view
 # bronze.<table>_landed shows both as text.
 LANDED_TEXT, LANDED_TYPED = "_landed_text", "_landed_typed"
