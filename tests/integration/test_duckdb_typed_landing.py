@@ -94,12 +94,13 @@ def test_a_synthetic_month_with_repeated_ids_gives_the_same_silver_typed_as_text
         assert path.name.endswith(PARQUET)
 
 
-def _edited_copy(source: Path, target: Path, edit) -> Path:
-    """The gzipped CSV ``source`` with ``edit(fields)`` applied to its first data line."""
+def _edited_copy(source: Path, target: Path, edit, line: int = 2) -> Path:
+    """The gzipped CSV ``source`` with ``edit(fields)`` applied to its ``line`` (the header is
+    line 1)."""
     lines = gzip.decompress(source.read_bytes()).decode().splitlines()
-    fields = lines[1].split(",")
+    fields = lines[line - 1].split(",")
     edit(fields)
-    lines[1] = ",".join(fields)
+    lines[line - 1] = ",".join(fields)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     return target
@@ -182,3 +183,23 @@ def test_a_warehouse_from_before_typed_loads_keeps_its_months_and_takes_new_ones
     january_silver = warehouse.query("SELECT * FROM silver.yellow_tripdata WHERE filename = ? "
                                      "ORDER BY unique_row_id", [january.name])
     assert january_silver == before[0]
+
+
+def test_a_quarantined_row_keeps_its_line_in_the_file_whatever_was_loaded_before_it(tlc_dir, tmp_path):
+    """Lines are counted from a load's first row: here after another month's rows, and after a
+    month loaded again (its earlier rows deleted, the new ones after February's)."""
+    def infinite_tip(header):
+        return lambda fields: fields.__setitem__(header.index("tip_amount"), "inf")
+    january_source = tlc_dir / "mirror/yellow/yellow_tripdata_2019-01.csv.gz"
+    february_source = write_month(YELLOW, "2019-02", 2_000, tmp_path / "source", seed=5)
+    header = gzip.decompress(january_source.read_bytes()).decode().splitlines()[0].split(",")
+    january = _edited_copy(january_source, tmp_path / "edited/yellow_tripdata_2019-01.csv.gz",
+                           infinite_tip(header), line=5)
+    header = gzip.decompress(february_source.read_bytes()).decode().splitlines()[0].split(",")
+    february = _edited_copy(february_source, tmp_path / "edited/yellow_tripdata_2019-02.csv.gz",
+                            infinite_tip(header), line=1_500)
+    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
+    for month, path in (("2019-01", january), ("2019-02", february), ("2019-01", january)):
+        _load(warehouse, YELLOW, month, path)
+    assert warehouse.query("SELECT filename, line_number FROM silver.yellow_tripdata_quarantine ORDER BY 1") == [
+        (january.name, 5), (february.name, 1_500)]

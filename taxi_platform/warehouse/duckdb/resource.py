@@ -523,11 +523,17 @@ class DuckDBWarehouseResource(WarehouseResource):
                         f"CASE WHEN {cond} THEN '{c.sql_name}: cannot read ''' || \"{c.sql_name}__raw\" "
                         f"|| ''' as {SQL_TYPES[c.type]}' END" for c, cond in zip(untypable_cols, untypable_sql))
                     raw_select = ", ".join(f'"{c}__raw"' for c in schema.sql_names)
+                    # A load is one INSERT, so its rows follow each other in file order: a row's
+                    # line is its offset from the load's first row. (Numbering all 7M rows with a
+                    # window over every column, for one bad line, took 18 s and 4 GiB.)
+                    first, last, count = conn.execute(f"SELECT min(rowid), max(rowid), count(*) FROM {landed} "
+                                                      "WHERE load_id = ?", [load_id]).fetchone()
+                    line = (f"bronze_rowid - {first} + 1 + {header_lines}" if last - first + 1 == count
+                            else f"row_number() OVER (ORDER BY bronze_rowid) + {header_lines}")
                     conn.execute(f"""
                         INSERT INTO {quarantine} (filename, line_number, reason, {silver_cols})
                         SELECT ?, line_number, reason, {raw_select} FROM (
-                          SELECT row_number() OVER (ORDER BY bronze_rowid) + {header_lines} AS line_number,
-                                 NULLIF(concat_ws('; ', {reasons}), '') AS reason, *
+                          SELECT {line} AS line_number, NULLIF(concat_ws('; ', {reasons}), '') AS reason, *
                           FROM {typed_from_bronze})
                         WHERE reason IS NOT NULL ORDER BY line_number""", [filename, load_id])
                 # The same key twice in the file: keep the first in file order (exact, on the
