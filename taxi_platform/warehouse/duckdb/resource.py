@@ -235,7 +235,7 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     def _prepare_bronze(self, schema: TripSchema, extra_columns: list[str]) -> None:
         t = schema.table
-        text, typed_t, loads = f"bronze.{t}{LANDED_TEXT}", f"bronze.{t}{LANDED_TYPED}", f"bronze.{t}_loads"
+        (text, typed_t), loads = self._landed_tables(schema), f"bronze.{t}_loads"
         with self.connect() as conn:
             kinds = dict(conn.execute(
                 "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'bronze'"
@@ -285,7 +285,7 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     def _land(self, schema: TripSchema, filename: str, path: str, contract: FileContract, load_id: str,
               partition: str) -> None:
-        text = f"bronze.{schema.table}{LANDED_TEXT}"
+        text, _ = self._landed_tables(schema)
         try:
             if not self._insert_typed(schema, path, contract, filename, load_id):
                 self._insert_text(text, path, contract, filename, load_id)
@@ -343,7 +343,7 @@ class DuckDBWarehouseResource(WarehouseResource):
                                      f"OR {v} < TIMESTAMP '1900-01-01' OR {v} >= TIMESTAMP '2100-01-01')")
             elif kind != TEXT and column not in KEY_AMOUNTS:
                 values.append(f"{typed(r, kind)} AS {v}")
-                untypable_sql.append(f"{v} IS NULL AND {r} IS NOT NULL AND trim({r}) <> ''")
+                untypable_sql.append(untypable(r, kind, value=v))
             else:
                 values.append(f"{r} AS {v}")
                 if kind != TEXT:  # an amount of the key: kept as text (key_amount rounds the text)
@@ -357,7 +357,7 @@ class DuckDBWarehouseResource(WarehouseResource):
                 # error(): the first value that does not type ends the statement there, not
                 # after the whole file.
                 conn.execute(f"""
-                    INSERT INTO bronze.{schema.table}{LANDED_TYPED} ({columns}, filename, load_id)
+                    INSERT INTO {self._landed_tables(schema)[1]} ({columns}, filename, load_id)
                     SELECT {columns}, ?, CASE WHEN {guard} THEN error('{UNTYPABLE_IN_FILE}') ELSE ? END
                     FROM (SELECT {', '.join(values)}, * FROM (
                       SELECT {raw} FROM ({self._read_file_as_text(contract, gzipped)})))""",
@@ -370,18 +370,18 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     def _typed_load(self, conn: duckdb.DuckDBPyConnection, schema: TripSchema, load_id: str) -> bool:
         """Whether the load was landed typed (else as text)."""
-        return conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM bronze.{schema.table}{LANDED_TYPED} "
+        return conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {self._landed_tables(schema)[1]} "
                             "WHERE load_id = ? LIMIT 1)", [load_id]).fetchone()[0] > 0
 
     def _profile(self, schema: TripSchema, partition: str, filename: str, load_id: str) -> IncomingProfile:
+        text, typed_t = self._landed_tables(schema)
         with self.connect() as conn:
             if self._typed_load(conn, schema, load_id):  # every value typed: nothing untypable
                 start, end = month_bounds(partition)
                 rows, in_month = conn.execute(
                     f"SELECT count(*), count(*) FILTER (WHERE {schema.pickup} >= ? AND {schema.pickup} < ?) "
-                    f"FROM bronze.{schema.table}{LANDED_TYPED} WHERE load_id = ?", [start, end, load_id]).fetchone()
+                    f"FROM {typed_t} WHERE load_id = ?", [start, end, load_id]).fetchone()
                 return IncomingProfile(rows, 0, in_month, [])
-            text = f"bronze.{schema.table}{LANDED_TEXT}"
             start, end = self._month_text_bounds(partition)
             any_bad = " OR ".join(f"({untypable(c.sql_name, c.type)})" for c in schema.columns if c.type != TEXT)
             rows, in_month = conn.execute(
@@ -425,7 +425,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             f"count(*) FILTER (WHERE {untypable(c.sql_name, c.type)}), "
             f"any_value({c.sql_name}) FILTER (WHERE {untypable(c.sql_name, c.type)})"
             for c in schema.columns)
-        row = conn.execute(f"SELECT {counts} FROM bronze.{schema.table}{LANDED_TEXT} WHERE load_id = ?",
+        row = conn.execute(f"SELECT {counts} FROM {self._landed_tables(schema)[0]} WHERE load_id = ?",
                            [load_id]).fetchone()
         return [(c.sql_name, row[2 * i], repr(row[2 * i + 1]))
                 for i, c in enumerate(schema.columns) if row[2 * i]]
@@ -458,16 +458,21 @@ class DuckDBWarehouseResource(WarehouseResource):
         filename, load_id = load.filename, load.load_id
         silver, quarantine = f"silver.{schema.table}", f"silver.{schema.table}_quarantine"
         month_files = schema.month_files(partition)
-        self._prepare_bronze(schema, [])  # a warehouse from before typed loads, not loaded since
+        text_table, typed_table = self._landed_tables(schema)
+        with self.connect() as conn:
+            migrated = conn.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                                    "'bronze' AND table_name = ?", [typed_table.split(".")[1]]).fetchone()[0]
+        if not migrated:  # a warehouse from before typed loads, not loaded since
+            self._prepare_bronze(schema, [])
         with self.connect() as conn:
             typed_load = self._typed_load(conn, schema, load_id)
         if typed_load:  # its values as landed (every one types), and the text of the key's amounts
-            landed = f"bronze.{schema.table}{LANDED_TYPED}"
+            landed = typed_table
             typed_cols = ", ".join(f'{typed(quoted(c.sql_name), c.type)} AS "{c.sql_name}"'
                                    if c.sql_name in KEY_AMOUNTS else quoted(c.sql_name) for c in schema.columns)
             raw_cols = ", ".join(f'"{c}" AS "{c}__raw"' for c in KEY_AMOUNTS)
         else:
-            landed = f"bronze.{schema.table}{LANDED_TEXT}"
+            landed = text_table
             typed_cols = ", ".join(f'{typed(c.sql_name, c.type)} AS "{c.sql_name}"' for c in schema.columns)
             raw_cols = ", ".join(f'"{c}" AS "{c}__raw"' for c in schema.sql_names)
 

@@ -31,12 +31,13 @@ def typed(column: str, kind: str) -> str:
     return f"TRY_CAST({column} AS {SQL_TYPES[kind]})"
 
 
-def untypable(column: str, kind: str) -> str:
-    """SQL: true when the landed text of ``column`` is present but cannot become ``kind``."""
+def untypable(column: str, kind: str, value: str | None = None) -> str:
+    """SQL: true when the landed text of ``column`` is present but cannot become ``kind``
+    (``value``: its typed value, where a query has it already; else typed here)."""
     if kind == TEXT:
         return "false"
     # The cast first: it almost never fails, so trim() runs on a handful of values, not all.
-    return f"({typed(column, kind)} IS NULL AND {column} IS NOT NULL AND trim({column}) <> '')"
+    return f"({value or typed(column, kind)} IS NULL AND {column} IS NOT NULL AND trim({column}) <> '')"
 
 
 def key_amount(column: str) -> str:
