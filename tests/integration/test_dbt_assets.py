@@ -12,7 +12,7 @@ import pytest
 from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, materialize
 
 from taxi_platform.assets import ingest_assets
-from taxi_platform.assets.dbt import dbt_asset_defs, dbt_mart_assets, dbt_trip_assets
+from taxi_platform.assets.dbt import dbt_asset_defs, dbt_trip_and_mart_assets
 from taxi_platform.dbt_project import DBT_PROJECT_DIR
 from taxi_platform.resources import build_warehouse, resources_from_env
 from taxi_platform.sample_source import write_month
@@ -118,7 +118,7 @@ def test_two_months_loaded_out_of_order_give_the_mart_of_a_recomputation_over_si
     assert rows_of(FEB_YELLOW) == february_rows
     assert gold_trips() == silver_trips()
 
-    january = run(instance, [*ingest_assets, dbt_trip_assets, dbt_mart_assets], "2019-01")
+    january = run(instance, [*ingest_assets, dbt_trip_and_mart_assets], "2019-01")
     assert january.success, failure_messages(january)
     # silver moved the MOVED trips to the January file; fct_trips followed
     assert rows_of(FEB_YELLOW, "silver.yellow_tripdata") == rows_of(FEB_YELLOW) < february_rows
@@ -142,7 +142,7 @@ def test_two_months_loaded_out_of_order_give_the_mart_of_a_recomputation_over_si
 
     # re-running both months, as a single-run backfill, leaves every table identical
     before = digests()
-    both = run(instance, [dbt_trip_assets, dbt_mart_assets], tags={
+    both = run(instance, [dbt_trip_and_mart_assets], tags={
         "dagster/asset_partition_range_start": "2019-01", "dagster/asset_partition_range_end": "2019-02"})
     assert both.success, failure_messages(both)
     assert digests() == before

@@ -24,9 +24,12 @@ def test_materializing_everything_for_a_month_builds_raw_to_marts_in_one_run(pla
         check=False, env={**os.environ, **platform_env.vars()}, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-4000:]
     for step in ("raw__yellow_tripdata", "silver__green_tripdata", "dbt_reference_assets",
-                 "dbt_trip_assets", "dbt_mart_assets"):
+                 "dbt_trip_and_mart_assets"):
         assert f'Finished execution of step "{step}"' in done.stderr, step
     assert done.stderr.count("RUN_SUCCESS") == 1
+    # two dbt invocations: the reference models, then fct_trips and the mart in one `dbt build`
+    assert done.stderr.count("Running dbt command") == 2
+    assert "dbt for partition 2019-01 and the marts: 2 built" in done.stderr
     warehouse = build_warehouse(Settings.from_env())
     assert warehouse.query("SELECT count(*) FROM gold.fct_trips")[0][0] == 10_000 + 8
     assert warehouse.query("SELECT sum(total_monthly_trips) FROM marts.dm_monthly_zone_revenue")[0][0] == 10_008

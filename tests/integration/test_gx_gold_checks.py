@@ -19,7 +19,7 @@ from dagster import (
 )
 
 from taxi_platform.assets import ingest_assets
-from taxi_platform.assets.dbt import dbt_asset_defs, dbt_mart_assets, dbt_trip_assets
+from taxi_platform.assets.dbt import dbt_asset_defs, dbt_trip_and_mart_assets
 from taxi_platform.checks import all_checks
 from taxi_platform.resources import build_warehouse, resources_from_env
 from taxi_platform.schemas import GREEN, YELLOW
@@ -86,8 +86,8 @@ def run_checks_only(instance):
     The partition goes in as the run's tag: with no asset selected, `partition_key=` finds no
     partitions definition to validate it against."""
     checks = {}
-    for asset, check, tags in ((dbt_trip_assets, GOLD_CHECKS[0], {"dagster/partition": "2019-01"}),
-                               (dbt_mart_assets, GOLD_CHECKS[1], None)):
+    for asset, check, tags in ((dbt_trip_and_mart_assets, GOLD_CHECKS[0], {"dagster/partition": "2019-01"}),
+                               (dbt_trip_and_mart_assets, GOLD_CHECKS[1], None)):
         result = materialize([asset, check], selection=AssetSelection.checks(check), tags=tags,
                              instance=instance, resources=resources_from_env(), raise_on_error=False)
         assert not result.get_asset_materialization_events(), "only the check ran"

@@ -9,7 +9,7 @@ import pytest
 from dagster import AssetCheckSeverity, AssetKey, AssetSelection, DagsterInstance, materialize
 
 from taxi_platform.assets import ingest_assets
-from taxi_platform.assets.dbt import dbt_asset_defs, dbt_mart_assets, dbt_trip_assets
+from taxi_platform.assets.dbt import dbt_asset_defs, dbt_trip_and_mart_assets
 from taxi_platform.checks import all_checks
 from taxi_platform.resources import build_warehouse, resources_from_env
 from taxi_platform.settings import DEFAULT_DATA_DOCS_URL, Settings
@@ -61,8 +61,8 @@ def test_every_gx_check_runs_on_postgresql_and_the_gold_and_mart_checks_catch_se
                         "AND revenue_month = DATE '2019-01-01')")
 
         failed = {}
-        for asset, check, tags in ((dbt_trip_assets, GOLD_CHECK, {"dagster/partition": "2019-01"}),
-                                   (dbt_mart_assets, GOLD_MART_CHECK, None)):
+        for asset, check, tags in ((dbt_trip_and_mart_assets, GOLD_CHECK, {"dagster/partition": "2019-01"}),
+                                   (dbt_trip_and_mart_assets, GOLD_MART_CHECK, None)):
             result = materialize([asset, check], selection=AssetSelection.checks(check), tags=tags,
                                  instance=instance, resources=resources_from_env(), raise_on_error=False)
             failed.update(evaluations(result))

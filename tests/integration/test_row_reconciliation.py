@@ -18,7 +18,7 @@ from dagster import (
 )
 
 from taxi_platform.assets import ingest_assets
-from taxi_platform.assets.dbt import dbt_reference_assets, dbt_trip_assets
+from taxi_platform.assets.dbt import dbt_reference_assets, dbt_trip_and_mart_assets
 from taxi_platform.checks import all_checks
 from taxi_platform.checks.reconciliation import CHECK
 from taxi_platform.resources import build_warehouse, resources_from_env
@@ -164,7 +164,7 @@ def test_silver_rows_deleted_behind_the_platforms_back_fail_the_next_check_namin
 @pytest.mark.slow
 def test_fct_trips_reconciles_with_silver_of_both_colours_and_rows_changed_behind_its_back_fail_it_per_file(
         instance):
-    result = materialize_month(instance, "2019-01", assets=(*ingest_assets, dbt_reference_assets, dbt_trip_assets),
+    result = materialize_month(instance, "2019-01", assets=(*ingest_assets, dbt_reference_assets, dbt_trip_and_mart_assets),
                                checks=(SILVER_CHECK, GREEN_CHECK, GOLD_CHECK))
     assert evaluation(result, AssetKey(["silver", "green_tripdata"])).passed
     gold = evaluation(result, FCT)
@@ -181,7 +181,7 @@ def test_fct_trips_reconciles_with_silver_of_both_colours_and_rows_changed_behin
     warehouse().query("DELETE FROM silver.yellow_tripdata WHERE unique_row_id IN (SELECT unique_row_id "
                       "FROM silver.yellow_tripdata ORDER BY unique_row_id LIMIT 2)")
 
-    gold = check_alone(instance, dbt_trip_assets, GOLD_CHECK, FCT, "2019-01")
+    gold = check_alone(instance, dbt_trip_and_mart_assets, GOLD_CHECK, FCT, "2019-01")
 
     assert not gold.passed and gold.severity == AssetCheckSeverity.ERROR
     assert gold.description == (

@@ -47,7 +47,7 @@ def results() -> dict:
     rerun = {**_dagster_steps(0.1, 0.5), "lake_unchanged": True, "bronze_unchanged": True, "silver_unchanged": True}
     marts_steps = {"raw__yellow_tripdata": 0.3, "bronze__yellow_tripdata": 4.0, "silver__yellow_tripdata": 3.0,
                    "silver__yellow_tripdata_gx_silver_suite": 1.0, "dbt_reference_assets": 8.0,
-                   "dbt_trip_assets": 9.0, "dbt_mart_assets": 7.0}
+                   "dbt_trip_and_mart_assets": 16.0}
     counts = {"rows_silver": 3300, "rows_fct_trips": 3300, "mart_trips": 3300}
     ms = {
         "floor": _m("floor", [_run(3.0), _run(3.2), _run(3.1)]),
