@@ -197,3 +197,27 @@ def test_after_a_validation_another_process_can_write_the_duckdb_file(warehouse,
         [sys.executable, "-c", WRITE_A_TABLE, str(platform_env.duckdb_path)],
         check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_process_loads_the_context_once_and_each_validation_still_lets_go_of_the_file(
+        warehouse, tlc_dir, platform_env, tmp_path):
+    _load(warehouse, "2019-01", tlc_dir / "mirror/yellow" / REAL)
+    with warehouse.exclusive(), open_context(warehouse, Settings.from_env()) as first:
+        pass
+    outcome, result = _validate(warehouse, silver_suite(YELLOW))
+    assert result.passed and outcome.row_count > 0
+    # the file is free between validations: another process writes it, and the next
+    # validation through the same context reads what it wrote
+    done = subprocess.run([sys.executable, "-c", WRITE_A_TABLE, str(platform_env.duckdb_path)],
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    warehouse.query("DELETE FROM silver.yellow_tripdata WHERE unique_row_id IN "
+                    "(SELECT unique_row_id FROM silver.yellow_tripdata LIMIT 3)")
+    again, _ = _validate(warehouse, silver_suite(YELLOW))
+    assert again.row_count == outcome.row_count - 3
+    with warehouse.exclusive(), open_context(warehouse, Settings.from_env()) as second:
+        assert second is first
+    # another warehouse file is another context (its data source and its results' folders)
+    other = DuckDBWarehouseResource(path=str(tmp_path / "other.duckdb"))
+    with other.exclusive(), open_context(other, Settings.from_env()) as elsewhere:
+        assert elsewhere is not first
