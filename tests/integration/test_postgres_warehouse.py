@@ -79,6 +79,17 @@ def test_a_re_run_of_a_month_leaves_exactly_what_one_run_leaves(pg, tlc_dir):
     assert (bronze_rows(pg, YELLOW), silver_rows(pg, YELLOW)) == once
 
 
+def test_silvers_unique_index_proves_its_ids_unique_and_without_it_they_are_counted(pg, tlc_dir, monkeypatch):
+    load_month(pg, YELLOW, "2019-01", tlc_dir / REAL_YELLOW)
+    counted, count = [], PostgresWarehouseResource.duplicated_values
+    monkeypatch.setattr(PostgresWarehouseResource, "duplicated_values",
+                        lambda self, *args: counted.append(args) or count(self, *args))
+    assert pg.duplicate_ids(YELLOW, [JAN]) == 0 and counted == []  # the catalog, not the table
+    pg.query("DROP INDEX silver.yellow_tripdata_unique_row_id")
+    pg.query("INSERT INTO silver.yellow_tripdata SELECT * FROM silver.yellow_tripdata LIMIT 1")
+    assert pg.duplicate_ids(YELLOW, [JAN]) == 1 and counted == [("silver.yellow_tripdata", "unique_row_id")]
+
+
 def test_generated_months_with_duplicates_strays_and_voided_trips_match_duckdb(pg, duck, tmp_path):
     # Loaded out of order: February first, so January must take its stray ids back.
     paths = {m: write_month(GREEN, m, 3000, tmp_path / "src", seed=i)
