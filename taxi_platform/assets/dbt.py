@@ -12,7 +12,7 @@ partitioning its model has:
 
 A step runs what the run selects of its definition in one ``dbt build`` (dagster-dbt turns the
 selection into dbt's ``--select``), so fct_trips and the mart cost one dbt start, parse and set of
-artifacts, not two (about 0.5 s a run). dbt orders them and skips the mart when fct_trips or one
+artifacts, not two (about 0.6 s a run). dbt orders them and skips the mart when fct_trips or one
 of its tests fails, as a separate mart step did. Dagster takes assets with different partitions
 in one definition when it can be subset (dagster-dbt's always can). The reference models stay
 apart: a definition has one partition mapping per upstream asset, and fct_trips' mapping of
@@ -21,8 +21,9 @@ silver without fct_trips (a run that builds only the views).
 
 A partition run of ``gold/fct_trips`` passes the partition time window to dbt as
 ``TAXI_DBT_MIN_DATE``/``TAXI_DBT_MAX_DATE`` (the vars ``min_date``/``max_date`` by hand); the
-model replaces exactly the rows of those months' files in one transaction. The mart is a full recomputation over fct_trips on every run (cheap next to the
-load: see the README's dbt section), so it never depends on the order months were loaded in.
+model replaces exactly the rows of those months' files in one transaction. The mart is a full
+recomputation over fct_trips on every run (cheap next to the load: see the README's dbt
+section), so it never depends on the order months were loaded in.
 
 dbt runs through dagster-dbt's ``DbtCliResource``, the ``dbt`` resource of the Definitions
 (taxi_platform/dbt_project.py). Every invocation runs inside ``warehouse.exclusive()`` (DuckDB
@@ -107,17 +108,15 @@ from taxi_platform.settings import Settings
 from taxi_platform.steps import TRANSIENT_RETRY_POLICY, WAREHOUSE_POOL
 from taxi_platform.warehouse import WarehouseResource
 
+PARTITIONED_SELECT = "tag:partitioned"
+MART_SELECT = "path:models/marts"
+REFERENCE_SELECT = "resource_type:seed path:models/staging path:models/gold"
 _LAYER_DESCRIPTIONS = {
     "seeds": "reference data from CSV files in dbt_project/seeds",
     "staging": "a view over silver with the names every colour shares",
     "gold": "the core layer: facts and dimensions",
     "marts": "a table for its consumers, recomputed over gold on every run",
 }
-
-
-PARTITIONED_SELECT = "tag:partitioned"
-MART_SELECT = "path:models/marts"
-REFERENCE_SELECT = "resource_type:seed path:models/staging path:models/gold"
 
 
 SILVER = AssetSelection.key_prefixes("silver")
