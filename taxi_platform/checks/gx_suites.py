@@ -309,10 +309,24 @@ data_docs_sites:
     class_name: SiteBuilder
     show_how_to_buttons: false
     store_backend:
-      class_name: TupleFilesystemStoreBackend
+      module_name: taxi_platform.checks.gx_docs
+      class_name: SiteFolderStoreBackend
       base_directory: ${TAXI_GX_DATA_DOCS_DIR}
+    # Updated after each validation without reading the history (taxi_platform/checks/gx_docs.py):
+    # the pages asked for, each kind listed from its folder, and an index of the newest 100
+    # validations. Every validation keeps its page (linked from its asset check in Dagster).
     site_index_builder:
-      class_name: DefaultSiteIndexBuilder
+      module_name: taxi_platform.checks.gx_docs
+      class_name: RecentValidationsIndexBuilder
+      validation_results_limit: 100
+    site_section_builders:
+      expectations:
+        module_name: taxi_platform.checks.gx_docs
+        class_name: RequestedPagesSectionBuilder
+      validations:
+        module_name: taxi_platform.checks.gx_docs
+        class_name: RequestedPagesSectionBuilder
+      profiling: None  # nothing here is profiled
 """
 
 

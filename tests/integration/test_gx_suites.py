@@ -4,13 +4,15 @@ that says what is wrong."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from dagster import AssetCheckSeverity
 
-from taxi_platform.checks.gx_context import open_context
+from taxi_platform.checks.gx_context import GX_DIR, open_context
 from taxi_platform.checks.gx_runner import check_result, validate_file, validate_load
 from taxi_platform.checks.gx_suites import bronze_suite, silver_suite
 from taxi_platform.errors import BadInputError
@@ -221,3 +223,59 @@ def test_a_process_loads_the_context_once_and_each_validation_still_lets_go_of_t
     other = DuckDBWarehouseResource(path=str(tmp_path / "other.duckdb"))
     with other.exclusive(), open_context(other, Settings.from_env()) as elsewhere:
         assert elsewhere is not first
+
+
+def _earlier_validations(platform_env, count):
+    """``count`` copies of the one validation so far (result and page), each an earlier run."""
+    results, pages = platform_env.data_dir / "gx_validations", platform_env.data_dir / "gx_data_docs" / "validations"
+    [result] = list(results.rglob("*.json"))
+    [page] = list(pages.rglob("*.html"))
+    suite = result.relative_to(results).parts[0]
+    for i in range(count):
+        run = (f"earlier-{i}", f"2020{1 + i // 28 % 12:02d}{1 + i % 28:02d}T000000.000000Z")
+        for base, file in ((results, result), (pages, page)):
+            folder = base.joinpath(suite, *run)
+            folder.mkdir(parents=True)
+            (folder / file.name).write_bytes(file.read_bytes())
+    return pages
+
+
+def test_a_validation_updates_data_docs_without_reading_every_earlier_validation(
+        warehouse, tlc_dir, platform_env, monkeypatch):
+    from great_expectations.data_context.store.tuple_store_backend import TupleFilesystemStoreBackend
+    from great_expectations.data_context.store.validation_results_store import ValidationResultsStore
+
+    _load(warehouse, "2019-01", tlc_dir / "mirror/yellow" / REAL)
+    _validate(warehouse, silver_suite(YELLOW))
+    pages = _earlier_validations(platform_env, 150)
+    walked, read = [], []
+    list_keys, get = TupleFilesystemStoreBackend.list_keys, ValidationResultsStore.get
+
+    def spy_list_keys(self, prefix=()):
+        walked.append(Path(self.full_base_directory, *prefix))
+        return list_keys(self, prefix)
+
+    def spy_get(self, key):
+        read.append(key)
+        return get(self, key)
+
+    monkeypatch.setattr(TupleFilesystemStoreBackend, "list_keys", spy_list_keys)
+    monkeypatch.setattr(ValidationResultsStore, "get", spy_get)
+    _, result = _validate(warehouse, silver_suite(YELLOW))
+
+    assert result.passed
+    # the new validation's page, and every earlier page is kept
+    docs_dir = platform_env.data_dir / "gx_data_docs"
+    assert (docs_dir / result.metadata["data_docs"].value.removeprefix(DEFAULT_DATA_DOCS_URL + "/")).is_file()
+    assert len(list(pages.rglob("*.html"))) == 152
+    # the result store is not listed; the site's pages are, one folder for each kind (and the
+    # suites, in gx/)
+    assert not any(platform_env.data_dir / "gx_validations" in [w, *w.parents] for w in walked), walked
+    assert set(walked) <= {docs_dir / "validations", docs_dir / "expectations", GX_DIR / "expectations"}, walked
+    # results read: the new one for its page, the newest 100 for the index (GX's: all 152)
+    assert len(read) == 1 + 100
+    index = (docs_dir / "index.html").read_text()
+    linked = re.findall(r"'_table_row_link_path': '(validations/[^']+\.html)'", index)
+    assert len(set(linked)) == 100
+    assert linked[0] == result.metadata["data_docs"].value.removeprefix(DEFAULT_DATA_DOCS_URL + "/")
+    assert not any("/earlier-0/" in link for link in linked)  # the oldest copies fall off
