@@ -55,6 +55,19 @@ from taxi_platform.warehouse.port import IncomingProfile, PublishedLoad, SilverR
 LANDED_TEXT, LANDED_TYPED = "_landed_text", "_landed_typed"
 UNTYPABLE_IN_FILE = "taxi_platform: a value of the file does not type"
 
+# The span of pickups where another row with the id of one of these can be: the same seconds
+# (the id's key holds the pickup to the second), and whether some have no pickup (a key of its own).
+_PICKUP_SPAN = ("date_trunc('second', min({pickup})), "
+                "date_trunc('second', max({pickup})) + INTERVAL 999999 MICROSECOND, "
+                "count(*) FILTER (WHERE {pickup} IS NULL)")
+
+
+def _near(pickup: str, no_pickup: int) -> str:
+    """Rows in the span (parameters: its first and last instant), and those without a pickup
+    when the rows it was taken from had some."""
+    return f"({pickup} BETWEEN ? AND ?{f' OR {pickup} IS NULL' if no_pickup else ''})"
+
+
 _HELD: dict[str, int] = {}  # DuckDB files this process holds the advisory lock of (depth)
 _OPEN: dict[str, duckdb.DuckDBPyConnection] = {}  # DuckDB files session() keeps open: an idle connection
 
@@ -216,16 +229,39 @@ class DuckDBWarehouseResource(WarehouseResource):
             [schema or "main", name])
 
     def duplicated_values(self, table: str, column: str) -> int:
-        # Distinct 64-bit hashes first (equal values have equal hashes, so as many distinct
-        # hashes as rows means no value repeats): a third cheaper than grouping 7M md5 strings;
-        # the exact GROUP BY runs only when some hash repeats.
         with self.connect() as conn:
-            rows, hashes = conn.execute(f"SELECT count(*), count(DISTINCT hash({column})) "
-                                        f"FROM {table}").fetchone()
-            if rows == hashes:
+            return self._duplicated(conn, table, column)
+
+    @staticmethod
+    def _duplicated(conn: duckdb.DuckDBPyConnection, rows: str, column: str, params: list | None = None) -> int:
+        """How many values of ``column`` repeat in ``rows`` (a table, or a subquery with
+        ``params``). Distinct 64-bit hashes first (equal values have equal hashes, so as many
+        distinct hashes as rows means no value repeats): a third cheaper than grouping 7M md5
+        strings; the exact GROUP BY runs only when some hash repeats."""
+        count, hashes = conn.execute(f"SELECT count(*), count(DISTINCT hash({column})) FROM {rows} AS r",
+                                     params or []).fetchone()
+        if count == hashes:
+            return 0
+        return conn.execute(f"SELECT count(*) FROM (SELECT {column} FROM {rows} AS r "
+                            "GROUP BY 1 HAVING count(*) > 1)", params or []).fetchone()[0]
+
+    def duplicate_ids(self, schema: TripSchema, filenames: list[str]) -> int:
+        """Repeated ids where a repeat of an id of ``filenames`` can be, as the load looks for
+        one (:meth:`_build_silver`): among silver's rows picked up in the seconds the files'
+        rows span (or without a pickup, when some of theirs have none), since the id's key holds
+        the pickup to the second. Silver's row groups outside that span are skipped by their
+        min/max, so the check reads about the run's months; counting the whole table grew with
+        every month loaded. (BigQuery bounds it the same way, by days.)"""
+        table = f"silver.{schema.table}"
+        with self.connect() as conn:
+            lo, hi, no_pickup = conn.execute(
+                f"SELECT {_PICKUP_SPAN.format(pickup=quoted(schema.pickup))} FROM {table} "
+                f"WHERE filename IN ({', '.join('?' for _ in filenames)})", filenames).fetchone()
+            if lo is None and not no_pickup:
                 return 0
-            return conn.execute(f"SELECT count(*) FROM (SELECT {column} FROM {table} "
-                                "GROUP BY 1 HAVING count(*) > 1)").fetchone()[0]
+            return self._duplicated(
+                conn, f"(SELECT unique_row_id FROM {table} WHERE {_near(quoted(schema.pickup), no_pickup)})",
+                "unique_row_id", [lo, hi])
 
     # -- bronze ----------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -516,7 +552,9 @@ class DuckDBWarehouseResource(WarehouseResource):
                     CREATE OR REPLACE TEMP TABLE _keys AS
                     SELECT bronze_rowid, hash({key_values}) AS key_hash, {pickup} AS pickup
                     FROM {typed_from_bronze} WHERE {typable}""", [load_id])
-                good, lo, hi = conn.execute("SELECT count(*), min(pickup), max(pickup) FROM _keys").fetchone()
+                good, lo, hi, no_pickup = conn.execute(
+                    f"SELECT count(*), {_PICKUP_SPAN.format(pickup='pickup')} FROM _keys").fetchone()
+                near = _near(pickup, no_pickup)  # where another file's row with one of our ids can be
                 bad = rows_in - good
                 reasons_summary = self._untypable_by_column(conn, schema, load_id) if bad else []
                 if bad / rows_in > max_quarantine_fraction:
@@ -560,22 +598,21 @@ class DuckDBWarehouseResource(WarehouseResource):
                 # earlier month's file stays there (whatever the load order), so it is left out.
                 # No ORDER BY: silver's row order is not file order (sorting 7M rows for it would
                 # cost more than the insert); which line of an id is kept was settled above.
-                owned_earlier = conn.execute(
-                    f"SELECT count(*) FROM {silver} WHERE filename < ? AND {pickup} BETWEEN ? AND ?",
-                    [filename, lo, hi]).fetchone()[0]
+                owned_earlier = conn.execute(f"SELECT count(*) FROM {silver} WHERE filename < ? AND {near}",
+                                             [filename, lo, hi]).fetchone()[0]
                 conn.execute(f"""
                     INSERT INTO {silver} (unique_row_id, filename, {silver_cols})
                     SELECT unique_row_id, ?, {silver_cols} FROM (
                       SELECT md5(key_text) AS unique_row_id, * FROM {keyed(bad)}
                       WHERE bronze_rowid NOT IN (SELECT bronze_rowid FROM _later_duplicates)) k
                     {f'''WHERE unique_row_id NOT IN (SELECT unique_row_id FROM {silver}
-                          WHERE filename < ? AND {pickup} BETWEEN ? AND ?)''' if owned_earlier else ''}""",
+                          WHERE filename < ? AND {near})''' if owned_earlier else ''}""",
                     [filename, load_id] + ([filename, lo, hi] if owned_earlier else []))
                 # A later month's file holding one of ours gives it up.
-                if conn.execute(f"SELECT count(*) FROM {silver} WHERE filename > ? AND {pickup} "
-                                "BETWEEN ? AND ?", [filename, lo, hi]).fetchone()[0]:
+                if conn.execute(f"SELECT count(*) FROM {silver} WHERE filename > ? AND {near}",
+                                [filename, lo, hi]).fetchone()[0]:
                     conn.execute(f"""
-                        DELETE FROM {silver} WHERE filename > ? AND {pickup} BETWEEN ? AND ?
+                        DELETE FROM {silver} WHERE filename > ? AND {near}
                         AND unique_row_id IN (SELECT unique_row_id FROM {silver} WHERE filename = ?)""",
                         [filename, lo, hi, filename])
                 conn.execute("DROP TABLE _keys; DROP TABLE _later_duplicates")
