@@ -90,3 +90,22 @@ def test_edge_values_are_typed_keyed_and_quarantined_as_on_duckdb(bigquery_env, 
     assert bq_silver == duck_silver
     strip_line = [(f, None, *rest) for f, _, *rest in quarantine_rows(duck, YELLOW)]
     assert quarantine_rows(bq, YELLOW) == sorted(strip_line)
+
+
+@pytest.mark.slow
+def test_a_trip_without_a_pickup_in_two_months_files_keeps_one_id_as_on_duckdb(bigquery_env, tmp_path):
+    line = "2,,2019-01-05 06:50:42,1,3.72,1,N,68,236,1,14.0,0.0,0.5,1.0,0.0,0.3,15.8,"
+    row = dict(zip(YELLOW.required, line.split(","), strict=True))
+    other = {**row, "tpep_pickup_datetime": "2019-02-03 04:05:06"}
+    settings = Settings.from_env()
+    bq, duck = build_warehouse(settings), DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
+    for month in ("2019-01", "2019-02"):
+        path = write_csv(tmp_path / month / YELLOW.filename(month), YELLOW, [row, other] if month > "2019-01" else [row])
+        build_lake(settings).put(path, f"yellow/{path.name}")
+        for warehouse in (bq, duck):
+            load_month(warehouse, YELLOW, month, path, max_fraction=1.0)
+    # January owns the trip; February keeps only its other row
+    counts = "SELECT COUNT(*), COUNT(DISTINCT unique_row_id) FROM silver.yellow_tripdata"
+    assert [tuple(r) for r in bq.query(counts)] == [tuple(r) for r in duck.query(counts)] == [(2, 2)]
+    assert silver_ids(bq, YELLOW) == silver_ids(duck, YELLOW)
+    assert bq.duplicate_ids(YELLOW, [YELLOW.filename("2019-02")]) == 0

@@ -267,19 +267,22 @@ class BigQueryWarehouseResource(WarehouseResource):
         return [(f.name, f.field_type) for f in self.client().get_table(f"{dataset}.{name}").schema]
 
     def duplicate_ids(self, schema: TripSchema, filenames: list[str]) -> int:
-        """Repeated ids among the rows picked up on the days the files' pickups fall on: a repeat
-        of one of their ids has the same pickup, so it can only be there (partitions, not the
-        table; the bounds are constants, so BigQuery prunes)."""
+        """Repeated ids among the rows picked up on the days the files' pickups fall on (and
+        those without a pickup, when some of the files' have none): a repeat of one of their ids
+        has the same pickup, so it can only be there (partitions, not the table; the bounds are
+        constants, so BigQuery prunes)."""
         names = ", ".join(f"@f{i}" for i in range(len(filenames)))
         params = {f"f{i}": name for i, name in enumerate(filenames)}
-        first, last = next(iter(self._run(
-            f"SELECT MIN(DATE({schema.pickup})), MAX(DATE({schema.pickup})) FROM silver.{schema.table} "
-            f"WHERE filename IN ({names})", params))).values()
-        if first is None:
+        first, last, no_pickup = next(iter(self._run(
+            f"SELECT MIN(DATE({schema.pickup})), MAX(DATE({schema.pickup})), COUNTIF({schema.pickup} IS NULL) "
+            f"FROM silver.{schema.table} WHERE filename IN ({names})", params))).values()
+        if first is None and not no_pickup:
             return 0
+        unpicked = f" OR {schema.pickup} IS NULL" if no_pickup else ""
         return next(iter(self._run(
-            f"SELECT COUNT(*) FROM (SELECT unique_row_id FROM silver.{schema.table} WHERE DATE({schema.pickup}) "
-            "BETWEEN @first AND @last GROUP BY 1 HAVING COUNT(*) > 1)", {"first": first, "last": last})))[0]
+            f"SELECT COUNT(*) FROM (SELECT unique_row_id FROM silver.{schema.table} WHERE (DATE({schema.pickup}) "
+            f"BETWEEN @first AND @last{unpicked}) GROUP BY 1 HAVING COUNT(*) > 1)",
+            {"first": first or dt.date(1970, 1, 1), "last": last or dt.date(1970, 1, 1)})))[0]
 
     def file_row_counts(self, schema: TripSchema, filename: str) -> FileRowCounts:
         """Bronze's rows of the file and the days of their pickups (one read of the file's blocks:

@@ -81,7 +81,8 @@ def silver_script(schema: TripSchema, landed: str, silver: str, quarantine: str,
     whichever it held) in silver and quarantine with the load's (``@filename``, ``@load_id``);
     ends with a SELECT of (rows_in, bad, distinct, rows_out, outside). Every read of silver is
     limited to the month's files, or to the partitions (``DATE(pickup)`` from ``@first_day`` to
-    ``@last_day``) where a row with one of the month's ids can be (an id's pickup is part of it):
+    ``@last_day``, and NULL) where a row with one of the month's ids can be (an id's pickup is part
+    of it):
     a month's load reads that month's blocks, not the table. ``tag`` ends the names of the
     script's two temp tables: BigQuery scopes temp tables to the script, but an emulator
     (bqemulator 1.4) keeps them for its lifetime in one namespace, so a re-run or a concurrent
@@ -90,7 +91,8 @@ def silver_script(schema: TripSchema, landed: str, silver: str, quarantine: str,
     raw = ", ".join(f"{c}__raw" for c in schema.sql_names)
     pickup = schema.pickup
     typed, keyed = f"_typed{tag}", f"_keyed{tag}"
-    window = f"DATE({pickup}) BETWEEN @first_day AND @last_day"
+    # and the NULL partition: rows without a pickup share that part of the key
+    window = f"(DATE({pickup}) BETWEEN @first_day AND @last_day OR {pickup} IS NULL)"
     return f"""
 BEGIN TRANSACTION;
 CREATE TEMP TABLE {typed} AS {typed_select_sql(schema, landed)};
