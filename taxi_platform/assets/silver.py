@@ -66,12 +66,11 @@ def build_silver_asset(schema: TripSchema, source: str | None = None):
     @ingest_asset(
         schema, "silver", source=source, check_specs=[
             AssetCheckSpec(UNIQUENESS_CHECK, asset=key,
-                           description="No unique_row_id appears twice in the whole table. An id's key "
-                                       "holds the pickup, so a repeat of one of the run's ids can only be "
-                                       "among the rows picked up when theirs were: DuckDB reads those "
-                                       "seconds, BigQuery (billed by the bytes read) those days; PostgreSQL, "
-                                       "whose unique index on it refuses any repeat, asks that the index "
-                                       "is in place."),
+                           description="No unique_row_id appears twice in the whole table (on PostgreSQL, "
+                                       "whose unique index on it refuses any repeat: that the index is in "
+                                       "place; on BigQuery, billed by the bytes read: among the rows picked "
+                                       "up on the days of the run's months, where a repeat of one of their "
+                                       "ids can be)."),
             AssetCheckSpec("no_rows_quarantined", asset=key,
                            description="Every row of the month's file could be typed (WARN: "
                                        f"see {table}_quarantine for the file, line and reason)."),

@@ -232,10 +232,9 @@ class WarehouseResource(FromEnvironment, ClaimsItsRun, ConfigurableResource):
         return self.select(f"SELECT * FROM {table} WHERE filename = ? LIMIT {int(limit)}", [filename])
 
     def duplicate_ids(self, schema: TripSchema, filenames: list[str]) -> int:
-        """How many unique_row_ids appear more than once in silver. This default groups the
-        whole table; the backends look only where a repeat of the ids of ``filenames`` can be
-        (DuckDB, BigQuery: the pickups' span), or ask the catalog for the unique index that
-        refuses any (PostgreSQL)."""
+        """How many unique_row_ids appear more than once in silver: the whole table, where that
+        is cheap; a backend billed by the bytes it reads (BigQuery) looks where a repeat of the
+        ids of ``filenames`` can be."""
         return self.duplicated_values(f"silver.{schema.table}", "unique_row_id")
 
     def duplicated_values(self, table: str, column: str) -> int:

@@ -62,34 +62,6 @@ def test_the_duplicate_count_of_a_whole_table_is_exact(tmp_path):
     assert warehouse.duplicated_values("u", "id") == 0
 
 
-def _silver_rows(warehouse, schema, rows):
-    """Rows (unique_row_id, filename, pickup) written straight into silver."""
-    warehouse.ensure_tables(schema)
-    for row in rows:
-        warehouse.query(f"INSERT INTO silver.{schema.table} (unique_row_id, filename, {schema.pickup}) "
-                        "VALUES (?, ?, ?::TIMESTAMP)", list(row))
-
-
-def test_the_uniqueness_check_reads_where_a_repeat_of_the_runs_ids_can_be(tmp_path):
-    schema = SCHEMAS["yellow"]
-    jan, feb = schema.filename("2019-01"), schema.filename("2019-02")
-    warehouse = DuckDBWarehouseResource(path=str(tmp_path / "w.duckdb"))
-    _silver_rows(warehouse, schema, [
-        ("a", jan, "2019-01-01 00:00:00.5"), ("b", jan, "2019-01-31 23:00:00"),
-        ("c", feb, "2019-02-10 00:00:00"), ("c", feb, "2019-02-10 00:00:00"),  # February's own repeat
-    ])
-    assert warehouse.duplicate_ids(schema, [jan]) == 0  # February's repeat is not where January's ids can be
-    assert warehouse.duplicate_ids(schema, [feb]) == 1
-    assert warehouse.duplicate_ids(schema, [jan, feb]) == 1
-    # a repeat of a January id in another file: same pickup second (the key's), earlier in it too
-    _silver_rows(warehouse, schema, [("a", feb, "2019-01-01 00:00:00.2")])
-    assert warehouse.duplicate_ids(schema, [jan]) == 1
-    # rows without a pickup share that part of the key: looked at when the run's files have some
-    _silver_rows(warehouse, schema, [("n", jan, None), ("n", feb, None)])
-    assert warehouse.duplicate_ids(schema, [jan]) == 2
-    assert warehouse.duplicate_ids(schema, [schema.filename("2019-03")]) == 0  # a file with no rows
-
-
 def test_a_trip_without_a_pickup_in_two_months_files_keeps_one_id(tmp_path):
     """The id's key holds the pickup; rows without one share it, so the later month's copy of
     such a trip is left out as any other id an earlier month owns."""

@@ -229,39 +229,16 @@ class DuckDBWarehouseResource(WarehouseResource):
             [schema or "main", name])
 
     def duplicated_values(self, table: str, column: str) -> int:
+        # Distinct 64-bit hashes first (equal values have equal hashes, so as many distinct
+        # hashes as rows means no value repeats): a third cheaper than grouping 7M md5 strings;
+        # the exact GROUP BY runs only when some hash repeats.
         with self.connect() as conn:
-            return self._duplicated(conn, table, column)
-
-    @staticmethod
-    def _duplicated(conn: duckdb.DuckDBPyConnection, rows: str, column: str, params: list | None = None) -> int:
-        """How many values of ``column`` repeat in ``rows`` (a table, or a subquery with
-        ``params``). Distinct 64-bit hashes first (equal values have equal hashes, so as many
-        distinct hashes as rows means no value repeats): a third cheaper than grouping 7M md5
-        strings; the exact GROUP BY runs only when some hash repeats."""
-        count, hashes = conn.execute(f"SELECT count(*), count(DISTINCT hash({column})) FROM {rows} AS r",
-                                     params or []).fetchone()
-        if count == hashes:
-            return 0
-        return conn.execute(f"SELECT count(*) FROM (SELECT {column} FROM {rows} AS r "
-                            "GROUP BY 1 HAVING count(*) > 1)", params or []).fetchone()[0]
-
-    def duplicate_ids(self, schema: TripSchema, filenames: list[str]) -> int:
-        """Repeated ids where a repeat of an id of ``filenames`` can be, as the load looks for
-        one (:meth:`_build_silver`): among silver's rows picked up in the seconds the files'
-        rows span (or without a pickup, when some of theirs have none), since the id's key holds
-        the pickup to the second. Silver's row groups outside that span are skipped by their
-        min/max, so the check reads about the run's months; counting the whole table grew with
-        every month loaded. (BigQuery bounds it the same way, by days.)"""
-        table = f"silver.{schema.table}"
-        with self.connect() as conn:
-            lo, hi, no_pickup = conn.execute(
-                f"SELECT {_PICKUP_SPAN.format(pickup=quoted(schema.pickup))} FROM {table} "
-                f"WHERE filename IN ({', '.join('?' for _ in filenames)})", filenames).fetchone()
-            if lo is None and not no_pickup:
+            rows, hashes = conn.execute(f"SELECT count(*), count(DISTINCT hash({column})) "
+                                        f"FROM {table}").fetchone()
+            if rows == hashes:
                 return 0
-            return self._duplicated(
-                conn, f"(SELECT unique_row_id FROM {table} WHERE {_near(quoted(schema.pickup), no_pickup)})",
-                "unique_row_id", [lo, hi])
+            return conn.execute(f"SELECT count(*) FROM (SELECT {column} FROM {table} "
+                                "GROUP BY 1 HAVING count(*) > 1)").fetchone()[0]
 
     # -- bronze ----------------------------------------------------------------------------------
     @contextlib.contextmanager
