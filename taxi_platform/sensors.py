@@ -65,7 +65,7 @@ from taxi_platform.secrets import mask_url, redact
 from taxi_platform.settings import Settings
 from taxi_platform.sources import TaxiSourceResource
 from taxi_platform.sources.landing import GCSLanding, LocalLanding, landing_area
-from taxi_platform.watchdog import fail_dead_runs
+from taxi_platform.watchdog import fail_dead_runs, report_missed_retries
 
 # ---------------------------------------------------------------------------------------------
 # landing sensor
@@ -436,11 +436,15 @@ def build_dead_run_sensor(env: Mapping[str, str] | None = None):
         default_status=DefaultSensorStatus.RUNNING,
         description=("Marks failed every run whose worker process died on this host (killed, out of "
                      "memory) and frees its warehouse slots, so that no dead run blocks the pool; "
-                     "the instance's run retries then re-run it (taxi_platform/watchdog.py)."),
+                     "the instance's run retries then re-run it. A failed run that Dagster was to "
+                     "retry and did not gets its failure reported again (taxi_platform/watchdog.py)."),
     )
     def dead_run_sensor(context: SensorEvaluationContext):
         failed = fail_dead_runs(context.instance, context.log)
-        return SkipReason(f"marked failed: {', '.join(failed)}" if failed else "no dead run")
+        missed = report_missed_retries(context.instance, context.log)
+        said = ([f"marked failed: {', '.join(failed)}"] if failed else []) + (
+            [f"retry missed by Dagster, failure reported again: {', '.join(missed)}"] if missed else [])
+        return SkipReason("; ".join(said) or "no dead run")
 
     return dead_run_sensor
 

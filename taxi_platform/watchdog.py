@@ -17,20 +17,33 @@ limit for pool taxi_warehouse". So every run says which process runs it, and the
 - **who checks**: every run, as it starts (so a CLI run after a killed CLI run goes ahead with no
   daemon at all), and the sensor ``dead_run_sensor`` every minute under the daemon. A run the
   daemon launched is then retried by the instance's run retries (``run_retries`` in
-  dagster.yaml), which re-executes it from the step that died.
+  dagster.yaml), which re-executes it from the step that died;
+- **a retry Dagster missed** (:func:`report_missed_retries`, by the sensor): Dagster stores a
+  run's failure event before it marks the run failed and tags it ``dagster/will_retry``. The
+  daemon that retries runs reads failure events in order; one it reads in between finds a run not
+  failed yet, skips it and moves past it, so that run is never retried (seen in CI, on a loaded
+  machine, after a SIGKILL). A failed run tagged ``will_retry=true`` that still has no retry a
+  minute later gets its failure reported once more; the daemon then retries it (Dagster never
+  makes two retries of one run).
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from datetime import UTC, datetime, timedelta
 
 import psutil
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 from dagster._core.events import JobFailureData, RunFailureReason
+from dagster._core.storage.tags import PARENT_RUN_ID_TAG, RUN_FAILURE_REASON_TAG, WILL_RETRY_TAG
 
 WORKER_TAG = "taxi/worker"
 WATCHED_STATUSES = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+RETRY_REPORTED_TAG = "taxi/missed_retry_reported"
+# How long the run retry daemon gets before a failed run's missing retry counts as missed: it
+# reads the failure events every few seconds.
+MISSED_RETRY_AFTER = timedelta(seconds=60)
 
 
 def worker_identity(run_id: str) -> str:
@@ -117,3 +130,29 @@ class ClaimsItsRun:
 
     def setup_for_execution(self, context) -> None:
         claim_run(context.instance, context.run, context.log)
+
+
+def report_missed_retries(instance: DagsterInstance, log=None, after: timedelta = MISSED_RETRY_AFTER) -> list[str]:
+    """Report again, once, the failure of each run that Dagster means to retry (``will_retry``)
+    but has not retried ``after`` its failure (see the module docstring); returns their run ids."""
+    if not instance.run_retries_enabled:
+        return []
+    reported = []
+    ended_before = datetime.now(UTC) - after
+    for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"},
+                                            updated_before=ended_before), limit=100):
+        if run.tags.get(RETRY_REPORTED_TAG) or instance.get_runs(
+                RunsFilter(tags={PARENT_RUN_ID_TAG: run.run_id}), limit=1):
+            continue
+        instance.add_run_tags(run.run_id, {RETRY_REPORTED_TAG: "true"})
+        reason = run.tags.get(RUN_FAILURE_REASON_TAG)
+        instance.report_run_failed(
+            run, "The run failed and Dagster was to retry it, but its retry daemon read the failure "
+                 "before the run was marked failed and passed it by. Reported again by the platform's "
+                 "watchdog, so that the run retries re-run it.",
+            JobFailureData(error=None, failure_reason=RunFailureReason(reason) if reason else RunFailureReason.UNKNOWN))
+        if log:
+            log.warning(f"run {run.run_id} ({run.job_name}, partition {run.tags.get('dagster/partition', '-')}): "
+                        "failed, to be retried, and not retried: failure reported again")
+        reported.append(run.run_id)
+    return reported
