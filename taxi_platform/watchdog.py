@@ -44,6 +44,10 @@ RETRY_REPORTED_TAG = "taxi/missed_retry_reported"
 # How long the run retry daemon gets before a failed run's missing retry counts as missed: it
 # reads the failure events every few seconds.
 MISSED_RETRY_AFTER = timedelta(seconds=60)
+# How far back the sensor looks: it runs every minute beside that daemon, so a missed retry is
+# found within minutes; the runs retried as they should be (most failed runs) are not read again
+# on every tick for ever.
+MISSED_RETRY_WITHIN = timedelta(hours=1)
 
 
 def worker_identity(run_id: str) -> str:
@@ -132,15 +136,18 @@ class ClaimsItsRun:
         claim_run(context.instance, context.run, context.log)
 
 
-def report_missed_retries(instance: DagsterInstance, log=None, after: timedelta = MISSED_RETRY_AFTER) -> list[str]:
+def report_missed_retries(instance: DagsterInstance, log=None, after: timedelta = MISSED_RETRY_AFTER,
+                          within: timedelta = MISSED_RETRY_WITHIN) -> list[str]:
     """Report again, once, the failure of each run that Dagster means to retry (``will_retry``)
-    but has not retried ``after`` its failure (see the module docstring); returns their run ids."""
+    but has not retried ``after`` its failure, among the runs that failed ``within`` before that
+    (see the module docstring); returns their run ids."""
     if not instance.run_retries_enabled:
         return []
     reported = []
     ended_before = datetime.now(UTC) - after
     for run in instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.FAILURE], tags={WILL_RETRY_TAG: "true"},
-                                            updated_before=ended_before), limit=100):
+                                            updated_before=ended_before, updated_after=ended_before - within),
+                                 limit=100):
         if run.tags.get(RETRY_REPORTED_TAG) or instance.get_runs(
                 RunsFilter(tags={PARENT_RUN_ID_TAG: run.run_id}), limit=1):
             continue

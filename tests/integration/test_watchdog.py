@@ -43,6 +43,8 @@ def test_a_failed_run_dagster_was_to_retry_and_did_not_has_its_failure_reported_
         run = _failed_run(instance)
         assert run.tags[WILL_RETRY_TAG] == "true"
         assert report_missed_retries(instance) == []  # the retry daemon's minute is not over
+        # nor is a run that failed before the hour looked at
+        assert report_missed_retries(instance, after=timedelta(0), within=timedelta(0)) == []
         assert report_missed_retries(instance, after=timedelta(0)) == [run.run_id]
         reported = instance.get_run_by_id(run.run_id)
         assert reported.tags[RETRY_REPORTED_TAG] == "true"

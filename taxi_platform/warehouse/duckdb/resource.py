@@ -55,19 +55,6 @@ from taxi_platform.warehouse.port import IncomingProfile, PublishedLoad, SilverR
 LANDED_TEXT, LANDED_TYPED = "_landed_text", "_landed_typed"
 UNTYPABLE_IN_FILE = "taxi_platform: a value of the file does not type"
 
-# The span of pickups where another row with the id of one of these can be: the same seconds
-# (the id's key holds the pickup to the second), and whether some have no pickup (a key of its own).
-_PICKUP_SPAN = ("date_trunc('second', min({pickup})), "
-                "date_trunc('second', max({pickup})) + INTERVAL 999999 MICROSECOND, "
-                "count(*) FILTER (WHERE {pickup} IS NULL)")
-
-
-def _near(pickup: str, no_pickup: int) -> str:
-    """Rows in the span (parameters: its first and last instant), and those without a pickup
-    when the rows it was taken from had some."""
-    return f"({pickup} BETWEEN ? AND ?{f' OR {pickup} IS NULL' if no_pickup else ''})"
-
-
 _HELD: dict[str, int] = {}  # DuckDB files this process holds the advisory lock of (depth)
 _OPEN: dict[str, duckdb.DuckDBPyConnection] = {}  # DuckDB files session() keeps open: an idle connection
 
@@ -530,8 +517,12 @@ class DuckDBWarehouseResource(WarehouseResource):
                     SELECT bronze_rowid, hash({key_values}) AS key_hash, {pickup} AS pickup
                     FROM {typed_from_bronze} WHERE {typable}""", [load_id])
                 good, lo, hi, no_pickup = conn.execute(
-                    f"SELECT count(*), {_PICKUP_SPAN.format(pickup='pickup')} FROM _keys").fetchone()
-                near = _near(pickup, no_pickup)  # where another file's row with one of our ids can be
+                    "SELECT count(*), date_trunc('second', min(pickup)), date_trunc('second', max(pickup)) "
+                    "+ INTERVAL 999999 MICROSECOND, count(*) FILTER (WHERE pickup IS NULL) FROM _keys").fetchone()
+                # Where another file's row with one of our ids can be: picked up in the same seconds
+                # (the id's key holds the pickup to the second), or, when some of ours have no
+                # pickup, without one (that part of their key is then the same).
+                near = f"({pickup} BETWEEN ? AND ?{f' OR {pickup} IS NULL' if no_pickup else ''})"
                 bad = rows_in - good
                 reasons_summary = self._untypable_by_column(conn, schema, load_id) if bad else []
                 if bad / rows_in > max_quarantine_fraction:
